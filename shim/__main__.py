@@ -1,0 +1,3 @@
+from shim.fast import main
+
+raise SystemExit(main())

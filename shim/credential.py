@@ -1,0 +1,90 @@
+"""Validation of what a backend printed: bytes in, a Credential or every problem out.
+
+Pure (no clock, no I/O): the caller decides what to do with an expired one.
+Nothing reaches the cache or kubectl without passing here (issue #2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import orjson
+from dateutil.parser import isoparse
+
+API_GROUP = "client.authentication.k8s.io/"
+
+
+class Credential:
+    """A valid ExecCredential: the bytes to print, its apiVersion and expiry (Unix seconds)."""
+
+    __slots__ = ("api_version", "expiry", "output")
+
+    def __init__(self, output: bytes, api_version: str, expiry: float | None) -> None:
+        self.output = output
+        self.api_version = api_version
+        self.expiry = expiry
+
+
+def parse_timestamp(text: str) -> float:
+    """An RFC 3339 date-time with any offset and fraction, as Unix seconds; ValueError if not."""
+    # isoparse also takes a bare date or a time without offset: RFC 3339 does not.
+    if len(text) < 20 or text[10] not in "Tt ":
+        raise ValueError("not an RFC 3339 date-time")
+    instant = isoparse(text)
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("no UTC offset")
+    return instant.timestamp()
+
+
+def _status_problems(status: object) -> tuple[list[str], float | None]:
+    if not isinstance(status, dict):
+        return ["status is missing or not an object"], None
+    problems = []
+    token = status.get("token")
+    has_token = isinstance(token, str) and token != ""
+    cert, key = status.get("clientCertificateData"), status.get("clientKeyData")
+    has_cert = isinstance(cert, str) and cert != "" and isinstance(key, str) and key != ""
+    if not (has_token or has_cert):
+        problems.append("status.token is missing or empty, and there is no client certificate+key")
+    expiry = None
+    stamp = status.get("expirationTimestamp")
+    if stamp is not None:
+        with contextlib.suppress(ValueError, OverflowError):
+            expiry = parse_timestamp(stamp) if isinstance(stamp, str) else None
+        if expiry is None:
+            problems.append(
+                f"status.expirationTimestamp {_show(stamp)} is no RFC 3339 date-time with offset"
+            )
+    return problems, expiry
+
+
+def validate(output: bytes, requested_api_version: str) -> Credential | list[str]:
+    """The Credential in `output`, or the list of all its problems."""
+    try:
+        document = orjson.loads(output)
+    except orjson.JSONDecodeError:
+        return ["the output is not JSON" if output.strip() else "the output is empty"]
+    if not isinstance(document, dict):
+        return ["the output is not a JSON object"]
+    problems = []
+    if document.get("kind") != "ExecCredential":
+        problems.append(f'kind is {_show(document.get("kind"))}, not "ExecCredential"')
+    api_version = document.get("apiVersion")
+    if not (isinstance(api_version, str) and api_version.startswith(API_GROUP)):
+        problems.append(f"apiVersion {_show(api_version)} is not {API_GROUP}*")
+    elif api_version != requested_api_version:
+        # kubectl refuses it: "plugin returned version ..., expected ..." (client-go exec.go)
+        problems.append(
+            f"apiVersion is {api_version}, but kubectl asked for {requested_api_version}"
+        )
+    status_problems, expiry = _status_problems(document.get("status"))
+    problems += status_problems
+    if problems or not isinstance(api_version, str):
+        return problems
+    return Credential(output.strip() + b"\n", api_version, expiry)
+
+
+def _show(value: object) -> str:
+    # Values in messages are short, and never the token: only kind, apiVersion, timestamp.
+    text = orjson.dumps(value).decode() if value is not None else "missing"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,60 @@
+"""The cache entry format, and freshness: pure functions, no I/O.
+
+An entry is one header line and a body:
+
+    eks-token-shim-entry/1 <expiry> <fetched_at> <meta_len> <credential_len> <sha256 of body>\\n
+    <meta: JSON for --list><credential: the backend's validated output, printed as is>
+
+The expiry sits in the header so that a cache hit needs no JSON parser (issue #3).
+The lengths and the digest turn a truncated or damaged file into a miss (issue #2).
+"""
+
+from __future__ import annotations
+
+from shim.keys import hexdigest
+
+MAGIC = b"eks-token-shim-entry/1"
+_MAX_HEADER = 256
+
+
+class Entry:
+    """A cached credential: its expiry and fetch time (Unix seconds), --list metadata, bytes."""
+
+    __slots__ = ("credential", "expiry", "fetched_at", "meta")
+
+    def __init__(self, expiry: int, fetched_at: int, meta: bytes, credential: bytes) -> None:
+        self.expiry = expiry
+        self.fetched_at = fetched_at
+        self.meta = meta
+        self.credential = credential
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """The bytes of a cache file."""
+    body = entry.meta + entry.credential
+    fields = (entry.expiry, entry.fetched_at, len(entry.meta), len(entry.credential))
+    header = b" ".join([MAGIC, *(b"%d" % field for field in fields), _digest(body)])
+    return header + b"\n" + body
+
+
+def decode_entry(data: bytes) -> Entry | None:
+    """The entry in `data`, or None when it is not a whole, undamaged entry of this format."""
+    header, newline, body = data.partition(b"\n")
+    parts = header.split(b" ")
+    if not newline or len(header) > _MAX_HEADER or len(parts) != 6 or parts[0] != MAGIC:
+        return None
+    if not all(part.isdigit() for part in parts[1:5]):
+        return None
+    expiry, fetched_at, meta_len, credential_len = (int(part) for part in parts[1:5])
+    if len(body) != meta_len + credential_len or _digest(body) != parts[5]:
+        return None
+    return Entry(expiry, fetched_at, body[:meta_len], body[meta_len:])
+
+
+def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:
+    """Whether an entry may be served: more than `refresh_before` seconds of validity left."""
+    return now < expiry - refresh_before
+
+
+def _digest(body: bytes) -> bytes:
+    return hexdigest(body).encode("ascii")

@@ -1,0 +1,33 @@
+"""The expected failures: each carries a one-line message and an exit code."""
+
+from __future__ import annotations
+
+# Exit codes follow the shell's conventions so that scripts can tell them apart.
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 124  # as timeout(1)
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130
+
+
+class ShimError(Exception):
+    """A failure the user can act on; the error boundary prints it without a traceback."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(ShimError):
+    """The command line or an EKS_SHIM_* variable is wrong; the backend never ran."""
+
+    exit_code = EXIT_USAGE
+
+
+class BackendError(ShimError):
+    """The backend failed, timed out, could not start or printed an invalid credential."""

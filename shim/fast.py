@@ -1,0 +1,63 @@
+"""The hot path: kubectl runs us on every command, so a cache hit must cost little more
+than starting Python (issue #3).
+
+A hit imports only os, sys, time, stat and the builtin sha256: no argparse, json,
+orjson, dateutil, portalocker, pathlib, subprocess or tempfile (tests/test_hot_path.py
+guards this). It resolves the request and derives the key with the same functions
+as the full CLI; anything it is not sure of (flags, odd spellings, a miss) goes to
+`shim.cli.main`, which decides.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from shim.entry import is_fresh
+from shim.errors import UsageError
+from shim.execinfo import requested_api_version_fast
+from shim.keys import cache_key
+from shim.options import scan, split_command
+from shim.output import write_credential
+from shim.selection import resolve
+from shim.store import cache_dir_problem, entry_path, read_entry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+
+def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """Print a fresh cached credential and return 0; None when the full CLI must decide."""
+    options_argv, command = split_command(argv)
+    values = scan(options_argv)
+    if values is None or environ.get("EKS_SHIM_DEBUG") == "1":
+        return None
+    try:
+        request = resolve(values, command, environ)
+    except UsageError:
+        return None
+    api_version = requested_api_version_fast(environ)
+    if api_version is None or cache_dir_problem(request.cache_dir):
+        return None
+    path = entry_path(request.cache_dir, cache_key(request.command, api_version, request.env))
+    entry = read_entry(path)
+    if entry is None or not is_fresh(entry.expiry, time.time(), request.refresh_before):
+        return None
+    try:
+        write_credential(entry.credential)
+    except OSError:  # kubectl went away: nothing to tell anyone
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `shim` and `eks-get-token-use-cache` scripts."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    code = serve_hit(args, os.environ)
+    if code is not None:
+        return code
+    from shim.cli import main as full_main
+
+    return full_main(args)
