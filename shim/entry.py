@@ -2,11 +2,12 @@
 
 An entry is one header line and a body:
 
-    eks-token-shim-entry/1 <expiry> <fetched_at> <meta_len> <credential_len> <sha256 of body>\\n
+    eks-token-shim-entry/1 <expiry> <fetched_at> <meta_len> <credential_len> <sha256>\\n
     <meta: JSON for --list><credential: the backend's validated output, printed as is>
 
 The expiry sits in the header so that a cache hit needs no JSON parser (issue #3).
-The lengths and the digest turn a truncated or damaged file into a miss (issue #2).
+The lengths and the SHA-256 (of the header's numbers and the body) turn a truncated
+or damaged file into a miss (issue #2).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class Entry:
 def encode_entry(entry: Entry) -> bytes:
     """The bytes of a cache file."""
     body = entry.meta + entry.credential
-    fields = (entry.expiry, entry.fetched_at, len(entry.meta), len(entry.credential))
-    header = b" ".join([MAGIC, *(b"%d" % field for field in fields), _digest(body)])
-    return header + b"\n" + body
+    numbers = (entry.expiry, entry.fetched_at, len(entry.meta), len(entry.credential))
+    fields = b" ".join([MAGIC, *(b"%d" % number for number in numbers)])
+    return fields + b" " + _digest(fields, body) + b"\n" + body
 
 
 def decode_entry(data: bytes) -> Entry | None:
@@ -46,7 +47,8 @@ def decode_entry(data: bytes) -> Entry | None:
     if not all(part.isdigit() for part in parts[1:5]):
         return None
     expiry, fetched_at, meta_len, credential_len = (int(part) for part in parts[1:5])
-    if len(body) != meta_len + credential_len or _digest(body) != parts[5]:
+    fields = header[: -len(parts[5]) - 1]
+    if len(body) != meta_len + credential_len or _digest(fields, body) != parts[5]:
         return None
     return Entry(expiry, fetched_at, body[:meta_len], body[meta_len:])
 
@@ -56,5 +58,6 @@ def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:
     return now < expiry - refresh_before
 
 
-def _digest(body: bytes) -> bytes:
-    return hexdigest(body).encode("ascii")
+def _digest(fields: bytes, body: bytes) -> bytes:
+    # Over the header's numbers too: a changed expiry digit must not pass for a later expiry.
+    return hexdigest(fields + b"\n" + body).encode("ascii")

@@ -66,7 +66,10 @@ DEFAULT_IMPLEMENTATION = "flock" if os.name == "posix" else "portalocker"
 
 def _open(path: str) -> IO[Any]:
     def opener(name: str, flags: int) -> int:
-        return os.open(name, flags | _NOFOLLOW, 0o600)
+        fd = os.open(name, flags | _NOFOLLOW, 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # the umask filters O_CREAT's mode: 0277 would make it unwritable
+        return fd
 
     return open(path, "a+b", buffering=0, opener=opener)  # held until release
 

@@ -79,6 +79,9 @@ def parse_seconds(text: str, what: str, allow_zero: bool) -> float:
 def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> str:
     """The cache directory: --cache-dir, else EKS_SHIM_CACHE_DIR, else the default; absolute."""
     cache_dir = values.get("cache_dir") or environ.get("EKS_SHIM_CACHE_DIR") or DEFAULT_CACHE_DIR
+    home = environ.get("HOME")
+    if home and (cache_dir == "~" or cache_dir.startswith("~/")):
+        cache_dir = home + cache_dir[1:]  # the given environment's HOME, as the shell would
     return os.path.abspath(os.path.expanduser(cache_dir))
 
 

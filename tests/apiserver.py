@@ -1,0 +1,153 @@
+"""A stand-in Kubernetes API server on 127.0.0.1 over HTTPS, for tests and the benchmark.
+
+client-go runs exec plugins only for TLS servers, so this serves HTTPS with a
+certificate from `trustme`. GET /version answers 200 to a bearer token that
+`accept` likes and 401 otherwise, and records every token it saw.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+VERSION = {"major": "1", "minor": "31", "gitVersion": "v1.31.0-eks-stub", "platform": "linux/amd64"}
+
+
+def is_signed_eks_token(token: str) -> bool:
+    """Whether `token` is `k8s-aws-v1.` + a presigned STS GetCallerIdentity URL for a cluster."""
+    prefix = "k8s-aws-v1."
+    if not token.startswith(prefix):
+        return False
+    encoded = token[len(prefix) :]
+    try:
+        url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except ValueError:
+        return False
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    return (
+        parts.scheme == "https"
+        and parts.hostname is not None
+        and parts.hostname.startswith("sts.")
+        and query.get("Action") == ["GetCallerIdentity"]
+        and "x-k8s-aws-id" in query.get("X-Amz-SignedHeaders", [""])[0]
+        and bool(query.get("X-Amz-Signature"))
+    )
+
+
+class ApiServer:
+    """`with ApiServer(accept) as api:` api.url, api.ca_pem, api.tokens (every token seen)."""
+
+    def __init__(self, accept: Callable[[str], bool] = is_signed_eks_token) -> None:
+        self.accept = accept
+        self.tokens: list[str] = []
+        self.ca = trustme.CA()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self.ca_pem = self.ca.cert_pem.bytes()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+                server.tokens.append(token)
+                ok = bool(token) and server.accept(token)
+                body = (
+                    VERSION
+                    if ok
+                    else {
+                        "kind": "Status",
+                        "status": "Failure",
+                        "code": 401,
+                        "reason": "Unauthorized",
+                        "message": "Unauthorized",
+                    }
+                )
+                data = json.dumps(body).encode()
+                self.send_response(200 if ok else 401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass  # keep test output clean
+
+        return Handler
+
+
+def kubeconfig(
+    server: ApiServer,
+    command: str,
+    args: list[str],
+    env: dict[str, str] | None = None,
+    provide_cluster_info: bool = False,
+) -> str:
+    """A kubeconfig (JSON is YAML) with one cluster, one user whose exec runs `command`."""
+    exec_section: dict[str, object] = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": command,
+        "args": args,
+        "interactiveMode": "Never",
+        "provideClusterInfo": provide_cluster_info,
+    }
+    if env:
+        exec_section["env"] = [{"name": name, "value": value} for name, value in env.items()]
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "stub",
+            "clusters": [
+                {
+                    "name": "stub",
+                    "cluster": {
+                        "server": server.url,
+                        "certificate-authority-data": base64.b64encode(server.ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "stub", "user": {"exec": exec_section}}],
+            "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "stub"}}],
+        },
+        indent=2,
+    )
+
+
+def write_aws_throwaway_credentials(home: str) -> None:
+    """Clearly fake static keys: enough for `aws eks get-token` to sign locally, no network."""
+    import os
+
+    aws = os.path.join(home, ".aws")
+    os.makedirs(aws, exist_ok=True)
+    with open(os.path.join(aws, "credentials"), "w") as file:
+        file.write(
+            "# THROWAWAY example keys written by eks-token-shim's tests: not real\n"
+            "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+        )
+    with open(os.path.join(aws, "config"), "w") as file:
+        file.write("[default]\nregion = us-east-1\n")

@@ -1,0 +1,103 @@
+"""Shared fixtures: a private HOME, fake backends on PATH, and a way to run the shim."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+IN_CI = os.environ.get("CI") == "true"
+# Variables that would change what the shim or a backend does if the developer has them set.
+_SCRUBBED = ("KUBERNETES_EXEC_INFO", "KUBECONFIG")
+_SCRUBBED_PREFIXES = ("AWS_", "EKS_SHIM_", "FAKE_")
+
+
+def shim_argv() -> list[str]:
+    """The installed console script, as kubectl would run it."""
+    script = Path(sys.executable).with_name("shim")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "shim"]
+
+
+def require_tool(name: str) -> str:
+    """The path of a real tool; skip without it, but fail in CI, where it must be there."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not on PATH"
+        if IN_CI:
+            pytest.fail(f"{message}, and CI=true requires the real-component tests to run")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep every test out of the real home directory and its ~/.kube and ~/.aws."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in list(os.environ):
+        if name in _SCRUBBED or name.startswith(_SCRUBBED_PREFIXES):
+            monkeypatch.delenv(name)
+    return home
+
+
+class Shim:
+    """Runs the shim with fake backends first on PATH, and reads their call log."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        self.log = tmp_path / "calls.log"
+        self.cache_dir = tmp_path / "home" / ".kube" / "cache" / "eks-token-shim"
+        for name in ("aws", "aws-iam-authenticator"):
+            script = self.bin / name
+            script.write_text(f"#!{sys.executable}\n" + (HERE / "fake_backend.py").read_text())
+            script.chmod(0o755)
+        self.env = dict(
+            os.environ, PATH=f"{self.bin}{os.pathsep}{os.environ['PATH']}", FAKE_LOG=str(self.log)
+        )
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*shim_argv(), *args],
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def run(
+        self, *args: str, stdin: bytes = b"", timeout: float = 60, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*shim_argv(), *args],
+            env={**self.env, **env},
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def calls(self) -> list[dict[str, object]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def entries(self) -> list[Path]:
+        return sorted(self.cache_dir.glob("*.entry")) if self.cache_dir.exists() else []
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> Shim:
+    """The shim, with the fake `aws` and `aws-iam-authenticator` first on PATH."""
+    return Shim(tmp_path)
+
+
+def token_of(output: bytes) -> str:
+    """The token in an ExecCredential the shim printed."""
+    return str(json.loads(output)["status"]["token"])

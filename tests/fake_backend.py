@@ -1,0 +1,67 @@
+"""A fake `aws` / `aws-iam-authenticator` for the tests: logs each call, misbehaves on demand.
+
+The mode comes from $FAKE_MODE (not an identity variable, so it does not change the
+cache key); every call appends one JSON line to $FAKE_LOG.
+"""
+
+import datetime
+import json
+import os
+import sys
+import time
+
+mode = os.environ.get("FAKE_MODE", "ok")
+log = os.environ["FAKE_LOG"]
+with open(log, "a") as file:
+    file.write(
+        json.dumps(
+            {
+                "argv": sys.argv,
+                "pid": os.getpid(),
+                "profile": os.environ.get("AWS_PROFILE"),
+                "exec_info": os.environ.get("KUBERNETES_EXEC_INFO"),
+            }
+        )
+        + "\n"
+    )
+with open(log) as file:
+    count = sum(1 for _ in file)
+
+if mode.startswith("sleep"):  # sleep:SECONDS, then answer as "ok"
+    time.sleep(float(mode.partition(":")[2]))
+if mode == "fail":
+    sys.stderr.write("An error occurred (ExpiredToken): the security token is expired\n")
+    sys.exit(3)
+if mode == "garbage":
+    print("<html>Gateway Timeout</html>")
+    sys.exit(0)
+if mode == "empty":
+    sys.exit(0)
+
+now = datetime.datetime.now(datetime.timezone.utc)
+lifetime = float(os.environ.get("FAKE_LIFETIME", "840"))
+expiry = now + datetime.timedelta(seconds=lifetime)
+if mode == "offset":  # the same instant, written in +09:00 with a fraction
+    stamp = expiry.astimezone(datetime.timezone(datetime.timedelta(hours=9))).isoformat()
+else:
+    stamp = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+api_version = "client.authentication.k8s.io/v1beta1"
+if os.environ.get("KUBERNETES_EXEC_INFO"):
+    api_version = json.loads(os.environ["KUBERNETES_EXEC_INFO"]).get("apiVersion", api_version)
+token = f"k8s-aws-v1.fake-{count}-{os.getpid()}"
+if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
+    sys.stderr.write("Enter MFA code: ")
+    token += "-mfa-" + sys.stdin.readline().strip()
+status = {"expirationTimestamp": stamp, "token": token}
+if mode == "notoken":
+    del status["token"]
+if mode == "noexpiry":
+    del status["expirationTimestamp"]
+if mode == "stderr":
+    sys.stderr.write("a message from the backend\n")
+print(
+    json.dumps(
+        {"kind": "ExecCredential", "apiVersion": api_version, "spec": {}, "status": status},
+        indent=4,
+    )
+)

@@ -1,0 +1,412 @@
+"""Issue #2's numbered behaviours, end to end through the installed script and fake backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import Shim, token_of
+
+V1 = json.dumps(
+    {
+        "kind": "ExecCredential",
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "spec": {"interactive": False},
+    },
+    separators=(",", ":"),
+)
+
+
+# 1. Only the credential goes to stdout; stderr, stdin and the environment pass through.
+def test_stdout_is_the_credential_and_backend_stderr_passes_through(shim: Shim) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE="stderr")
+    assert result.returncode == 0
+    credential = json.loads(result.stdout)
+    assert credential["kind"] == "ExecCredential"
+    assert b"a message from the backend" in result.stderr
+    assert b"a message from the backend" not in result.stdout
+
+
+def test_stdin_reaches_the_backend_for_mfa_prompts(shim: Shim) -> None:
+    result = shim.run("-c", "demo", stdin=b"123456\n", FAKE_MODE="mfa")
+    assert result.returncode == 0
+    assert token_of(result.stdout).endswith("-mfa-123456")
+
+
+def test_backend_inherits_exec_info_and_answers_the_asked_api_version(shim: Shim) -> None:
+    result = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=V1)
+    assert json.loads(result.stdout)["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert shim.calls()[0]["exec_info"] == V1
+
+
+def test_eks_mode_builds_the_backend_commands(shim: Shim) -> None:
+    shim.run("-c", "demo", "-r", "eu-west-1", "--role-arn", "arn:aws:iam::1:role/r", "-p", "dev")
+    shim.run(
+        "-b",
+        "aws-iam-authenticator",
+        "-c",
+        "demo",
+        "-r",
+        "eu-west-1",
+        "--role-arn",
+        "arn:aws:iam::1:role/r",
+    )
+    aws, authenticator = shim.calls()
+    assert Path(str(aws["argv"][0])).name == "aws"  # type: ignore[index]
+    assert aws["argv"][1:] == [
+        "--region",
+        "eu-west-1",
+        "eks",
+        "get-token",
+        "--cluster-name",  # type: ignore[index]
+        "demo",
+        "--role-arn",
+        "arn:aws:iam::1:role/r",
+    ]
+    assert aws["profile"] == "dev"
+    assert authenticator["argv"][1:] == [
+        "token",
+        "-i",
+        "demo",
+        "-r",
+        "arn:aws:iam::1:role/r",  # type: ignore[index]
+        "--region",
+        "eu-west-1",
+    ]
+
+
+def test_generic_mode_runs_the_command_verbatim(shim: Shim) -> None:
+    result = shim.run("--", "aws", "eks", "get-token", "--cluster-name", "x", "--output", "json")
+    assert result.returncode == 0
+    assert shim.calls()[0]["argv"][1:] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "x",  # type: ignore[index]
+        "--output",
+        "json",
+    ]
+
+
+# 2. The cache key: what differs never shares an entry; what is the same does.
+@pytest.mark.parametrize(
+    ("first", "second", "env"),
+    [
+        (["-c", "a"], ["-c", "b"], {}),
+        (["-c", "a"], ["-c", "a", "-p", "other"], {}),
+        (["-c", "a"], ["-c", "a", "-r", "eu-west-1"], {}),
+        (["-c", "a"], ["-c", "a", "--role-arn", "arn:aws:iam::1:role/r"], {}),
+        (["-c", "a"], ["-c", "a", "-b", "aws-iam-authenticator"], {}),
+        (["-c", "a"], ["-c", "a"], {"KUBERNETES_EXEC_INFO": V1}),
+        (["-c", "a"], ["-c", "a"], {"AWS_PROFILE": "other"}),
+        (["-c", "a"], ["-c", "a"], {"AWS_ACCESS_KEY_ID": "AKIAOTHER"}),
+    ],
+)
+def test_different_selections_never_share_an_entry(
+    shim: Shim, first: list[str], second: list[str], env: dict[str, str]
+) -> None:
+    one = shim.run(*first)
+    two = shim.run(*second, **env)
+    assert token_of(one.stdout) != token_of(two.stdout)
+    assert len(shim.calls()) == 2
+    assert len(shim.entries()) == 2
+
+
+def test_the_same_selection_is_served_from_cache(shim: Shim) -> None:
+    outputs = {shim.run("-c", "a", "-r", "eu-west-1").stdout for _ in range(3)}
+    assert len(outputs) == 1
+    assert len(shim.calls()) == 1
+
+
+def test_non_identity_environment_does_not_split_the_cache(shim: Shim) -> None:
+    shim.run("-c", "a", KUBERNETES_EXEC_INFO=V1, SOME_OTHER="1")
+    shim.run(
+        "-c", "a", KUBERNETES_EXEC_INFO=V1.replace('"interactive":false', '"interactive":true')
+    )
+    assert len(shim.calls()) == 1
+
+
+def test_a_cached_credential_keeps_its_api_version(shim: Shim) -> None:
+    shim.run("-c", "a", KUBERNETES_EXEC_INFO=V1)
+    hit = shim.run("-c", "a", KUBERNETES_EXEC_INFO=V1)
+    assert json.loads(hit.stdout)["apiVersion"] == "client.authentication.k8s.io/v1"
+    assert len(shim.calls()) == 1
+
+
+# 3. Validate before caching.
+@pytest.mark.parametrize(
+    ("mode", "code", "message"),
+    [
+        ("fail", 3, b"failed with exit code 3"),
+        ("garbage", 1, b"the output is not JSON"),
+        ("empty", 1, b"the output is empty"),
+        ("notoken", 1, b"status.token is missing"),
+    ],
+)
+def test_a_failed_or_invalid_backend_prints_nothing_and_caches_nothing(
+    shim: Shim, mode: str, code: int, message: bytes
+) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE=mode)
+    assert result.returncode == code
+    assert result.stdout == b""
+    assert message in result.stderr
+    assert b"aws eks get-token --cluster-name demo" in result.stderr  # names the command
+    assert b"Traceback" not in result.stderr
+    assert shim.entries() == []
+    assert shim.run("-c", "demo").returncode == 0  # the next good answer is not shadowed
+    assert len(shim.calls()) == 2
+
+
+def test_a_missing_backend_is_a_clear_error(shim: Shim) -> None:
+    result = shim.run("--", "no-such-command-anywhere")
+    assert result.returncode == 127
+    assert result.stdout == b""
+    assert b"no-such-command-anywhere: command not found" in result.stderr
+
+
+def test_no_expiry_is_printed_but_never_cached(shim: Shim) -> None:
+    for _ in range(2):
+        result = shim.run("-c", "demo", FAKE_MODE="noexpiry")
+        assert result.returncode == 0
+        assert b"no expirationTimestamp" in result.stderr
+    assert len(shim.calls()) == 2
+    assert shim.entries() == []
+
+
+@pytest.mark.parametrize("lifetime", ["-30", "30"])
+def test_expired_or_nearly_expired_is_printed_with_a_warning_never_cached(
+    shim: Shim, lifetime: str
+) -> None:
+    result = shim.run("-c", "demo", FAKE_LIFETIME=lifetime)
+    assert result.returncode == 0
+    assert token_of(result.stdout)
+    assert b"printed, not cached" in result.stderr
+    assert shim.entries() == []
+
+
+def test_an_offset_timestamp_is_an_absolute_instant(shim: Shim) -> None:
+    # A +09:00 stamp 120 s ahead: read as UTC it would look 9 h fresh and stay cached too long.
+    shim.run("-c", "demo", FAKE_MODE="offset", FAKE_LIFETIME="120")
+    assert len(shim.entries()) == 1
+    shim.run("-c", "demo", "--refresh-before", "100")  # 120 s left > 100: still fresh
+    assert len(shim.calls()) == 1
+    shim.run("-c", "demo", "--refresh-before", "130")  # inside the refresh window now
+    assert len(shim.calls()) == 2
+
+
+# 4. Freshness: served while now < expiry - refresh_before.
+def test_refresh_before_from_the_environment(shim: Shim) -> None:
+    shim.run("-c", "demo", FAKE_LIFETIME="300")
+    shim.run("-c", "demo", EKS_SHIM_REFRESH_BEFORE="200")
+    assert len(shim.calls()) == 1
+    shim.run("-c", "demo", EKS_SHIM_REFRESH_BEFORE="400")
+    assert len(shim.calls()) == 2
+
+
+# 5. Storage and security.
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
+def test_modes_are_0700_and_0600_whatever_the_umask(shim: Shim, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        assert shim.run("-c", "demo").returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(shim.cache_dir.stat().st_mode) == 0o700
+    for path in shim.cache_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert not list(shim.cache_dir.glob("*.tmp"))
+    assert not list(shim.cache_dir.glob(".*"))
+
+
+@pytest.mark.parametrize("danger", ["group-writable", "other-owner"])
+def test_an_unsafe_cache_dir_is_never_written(shim: Shim, danger: str) -> None:
+    shim.cache_dir.mkdir(parents=True)
+    if danger == "group-writable":
+        shim.cache_dir.chmod(0o770)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("chown to another user needs root")
+        os.chown(shim.cache_dir, 65534, 65534)
+    for _ in range(2):
+        result = shim.run("-c", "demo")
+        assert result.returncode == 0
+        assert token_of(result.stdout)
+        assert b"working without a cache" in result.stderr
+    assert list(shim.cache_dir.iterdir()) == []
+    assert len(shim.calls()) == 2
+
+
+def test_an_entry_behind_a_symlink_is_not_followed(shim: Shim, tmp_path: Path) -> None:
+    shim.run("-c", "demo")
+    (entry,) = shim.entries()
+    elsewhere = tmp_path / "elsewhere"
+    entry.rename(elsewhere)
+    entry.symlink_to(elsewhere)
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 2  # the symlink was a miss
+    assert not entry.is_symlink()  # and was replaced by a real file
+
+
+def test_a_readable_entry_is_refused(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    (entry,) = shim.entries()
+    entry.chmod(0o644)
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 2
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+# 6. Concurrency.
+def test_a_herd_of_cold_calls_runs_the_backend_once(shim: Shim) -> None:
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(lambda _: shim.run("-c", "demo", FAKE_MODE="sleep:0.5"), range(24)))
+    assert all(result.returncode == 0 for result in results)
+    assert len({result.stdout for result in results}) == 1
+    assert len(shim.calls()) == 1
+
+
+def test_a_lock_held_by_a_killed_process_does_not_block(shim: Shim) -> None:
+    holder = shim.popen("-c", "demo", FAKE_MODE="sleep:60")
+    while len(shim.calls()) < 1:  # the holder has the lock once its backend runs
+        pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    # With the lock still held this would wait --timeout (an hour) and the run would time out.
+    result = shim.run("-c", "demo", "--timeout", "3600", timeout=30)
+    assert result.returncode == 0
+    assert len(shim.calls()) == 2
+
+
+def test_a_cache_hit_takes_no_lock(shim: Shim) -> None:
+    import fcntl
+
+    shim.run("-c", "demo")
+    (lock,) = shim.cache_dir.glob("*.lock")
+    with lock.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = shim.run("-c", "demo", "--timeout", "3600", timeout=30)
+    assert result.returncode == 0
+    assert len(shim.calls()) == 1
+
+
+# 7. Damage.
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip", "empty"])
+def test_a_damaged_entry_is_a_miss_and_gets_replaced(shim: Shim, damage: str) -> None:
+    first = shim.run("-c", "demo")
+    (entry,) = shim.entries()
+    data = entry.read_bytes()
+    damaged = {
+        "truncate": data[: len(data) // 2],
+        "garbage": b"\x00\xff not an entry",
+        "flip": data[:-20] + bytes([data[-20] ^ 1]) + data[-19:],
+        "empty": b"",
+    }[damage]
+    entry.write_bytes(damaged)
+    second = shim.run("-c", "demo")
+    assert second.returncode == 0
+    assert b"Traceback" not in second.stderr
+    assert token_of(second.stdout) != token_of(first.stdout)
+    assert shim.run("-c", "demo").stdout == second.stdout  # the replacement is served
+    assert len(shim.calls()) == 2
+
+
+# 8. Timeout.
+def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
+    result = shim.run("-c", "demo", "--timeout", "1", FAKE_MODE="sleep:60", timeout=30)
+    assert result.returncode == 124
+    assert result.stdout == b""
+    assert b"timed out after 1 s" in result.stderr
+    assert shim.entries() == []
+
+
+# 9. Usage errors.
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ([], {}, b"no cluster selected"),
+        (["-c", "a", "-b", "gcloud"], {}, b"unknown backend 'gcloud'"),
+        (["-c", "a"], {"EKS_SHIM_BACKEND": "gcloud"}, b"unknown backend 'gcloud'"),
+        (["-c", "a", "--timeout", "soon"], {}, b"--timeout takes a number"),
+        (["-c", "a", "--refresh-before", "-5"], {}, b"--refresh-before"),
+        (["-c", "a"], {"EKS_SHIM_REFRESH_BEFORE": "x"}, b"EKS_SHIM_REFRESH_BEFORE"),
+        (["-c", "a", "--", "aws"], {}, b"--cluster select the EKS command"),
+        (["--"], {}, b"nothing after --"),
+        (["-c", "a", "--bogus"], {}, b"unrecognized arguments: --bogus"),
+        (["-c", "a", "--list", "--purge"], {}, b"not allowed with"),
+    ],
+)
+def test_usage_errors_exit_2_and_never_run_the_backend(
+    shim: Shim, args: list[str], env: dict[str, str], message: bytes
+) -> None:
+    result = shim.run(*args, **env)
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert message in result.stderr
+    assert shim.calls() == []
+
+
+# Actions: --refresh, --purge, --list.
+def test_refresh_fetches_now_and_replaces_the_entry(shim: Shim) -> None:
+    first = shim.run("-c", "demo")
+    refreshed = shim.run("-c", "demo", "--refresh")
+    assert token_of(refreshed.stdout) != token_of(first.stdout)
+    assert shim.run("-c", "demo").stdout == refreshed.stdout
+    assert len(shim.calls()) == 2
+
+
+def test_purge_removes_the_selected_entry_or_all(shim: Shim) -> None:
+    shim.run("-c", "a")
+    shim.run("-c", "a", KUBERNETES_EXEC_INFO=V1)
+    shim.run("-c", "b")
+    assert len(shim.entries()) == 3
+    result = shim.run("--purge", "-c", "a")
+    assert result.returncode == 0
+    assert b"removed 2" in result.stdout
+    assert len(shim.entries()) == 1
+    assert shim.run("--purge").returncode == 0
+    assert shim.entries() == []
+    assert shim.run("--purge").returncode == 0  # nothing there is fine too
+
+
+def test_list_shows_entries_but_never_a_token(shim: Shim) -> None:
+    tokens = [
+        token_of(shim.run("-c", "prod", "-p", "admin", "-r", "eu-west-1").stdout),
+        token_of(shim.run("--", "aws", "eks", "get-token", "--cluster-name", "dev").stdout),
+    ]
+    result = shim.run("--list")
+    assert result.returncode == 0
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].split() == ["CLUSTER/COMMAND", "PROFILE", "REGION", "API", "EXPIRES", "LEFT"]
+    assert sorted(line.split()[:4] for line in lines[1:]) == [
+        ["dev", "-", "-", "v1beta1"],
+        ["prod", "admin", "eu-west-1", "v1beta1"],
+    ]
+    assert all(token not in result.stdout.decode() for token in tokens)
+    assert b"k8s-aws-v1" not in result.stdout
+
+
+def test_no_token_in_verbose_logs(shim: Shim) -> None:
+    miss = shim.run("-v", "-c", "demo")
+    hit = shim.run("-v", "-c", "demo")
+    assert b"cache hit" in hit.stderr
+    for result in (miss, hit):
+        assert token_of(result.stdout).encode() not in result.stderr
+
+
+def test_version_and_the_second_script_name(shim: Shim) -> None:
+    import sys
+
+    result = shim.run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"eks-token-shim ")
+    legacy = Path(sys.executable).with_name("eks-get-token-use-cache")
+    if not legacy.exists():
+        pytest.skip("not installed as a package")
+    out = subprocess.run([str(legacy), "-c", "demo"], env=shim.env, capture_output=True, check=True)
+    assert token_of(out.stdout)

@@ -1,0 +1,65 @@
+"""A deterministic guard for issue #3: what a cache hit imports (no timing here)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import Shim, token_of
+
+# Each costs milliseconds to tens of milliseconds on every kubectl call (issue #3's table).
+FORBIDDEN_ON_A_HIT = {
+    "orjson",
+    "dateutil",
+    "portalocker",
+    "argparse",
+    "json",
+    "pathlib",
+    "subprocess",
+    "tempfile",
+    "hashlib",
+    "logging",
+    "typing",
+    "dataclasses",
+    "datetime",
+    "shim.cli",
+    "shim.flow",
+    "shim.credential",
+    "shim.process",
+    "shim.lock",
+}
+
+
+def imported_modules(stderr: bytes) -> set[str]:
+    """Module names from `-X importtime` (PYTHONPROFILEIMPORTTIME) output."""
+    found = re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", stderr.decode(), re.MULTILINE)
+    return set(found)
+
+
+def top_level(names: set[str]) -> set[str]:
+    return names | {name.split(".")[0] for name in names}
+
+
+@pytest.mark.parametrize(
+    "args", [["-c", "demo"], ["--", "aws", "eks", "get-token", "--cluster-name", "demo"]]
+)
+def test_a_cache_hit_imports_nothing_heavy(shim: Shim, args: list[str]) -> None:
+    miss = shim.run(*args, PYTHONPROFILEIMPORTTIME="1")
+    hit = shim.run(*args, PYTHONPROFILEIMPORTTIME="1")
+    assert len(shim.calls()) == 1
+    assert hit.stdout == miss.stdout
+    assert token_of(hit.stdout)
+    miss_modules, hit_modules = imported_modules(miss.stderr), imported_modules(hit.stderr)
+    assert "shim.fast" in hit_modules  # the guard sees our own imports, so it can fail
+    assert {"orjson", "argparse", "subprocess"} <= top_level(miss_modules)
+    assert top_level(hit_modules) & FORBIDDEN_ON_A_HIT == set()
+
+
+def test_a_miss_starts_the_backend_before_importing_validation(shim: Shim) -> None:
+    # The backend logs its call; validation's imports come after it started (issue #3).
+    result = shim.run("-c", "demo", PYTHONPROFILEIMPORTTIME="1")
+    lines = result.stderr.decode().splitlines()
+    modules = [line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")]
+    assert modules.index("shim.process") < modules.index("shim.credential")
+    assert "subprocess" in modules
+    assert "orjson" in modules

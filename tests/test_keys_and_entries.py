@@ -1,0 +1,135 @@
+"""Pure pieces: key derivation, the entry format, freshness, the exec-info reader."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from shim.entry import Entry, decode_entry, encode_entry, is_fresh
+from shim.execinfo import DEFAULT_API_VERSION, api_version, api_version_fast, requested_api_version
+from shim.keys import IDENTITY_ENV_VARS, cache_key
+
+argvs = st.lists(st.text(min_size=0, max_size=8), min_size=1, max_size=5)
+envs = st.dictionaries(st.sampled_from(IDENTITY_ENV_VARS), st.text(max_size=5), max_size=4)
+
+
+@given(argvs, st.text(max_size=10), envs, argvs, st.text(max_size=10), envs)
+def test_keys_differ_when_any_input_differs(
+    argv1: list[str],
+    api1: str,
+    env1: dict[str, str],
+    argv2: list[str],
+    api2: str,
+    env2: dict[str, str],
+) -> None:
+    assume((argv1, api1, env1) != (argv2, api2, env2))
+    assert cache_key(argv1, api1, env1) != cache_key(argv2, api2, env2)
+
+
+def test_keys_are_stable_file_names() -> None:
+    key = cache_key(["aws", "eks"], DEFAULT_API_VERSION, {"AWS_PROFILE": "dev", "HOME": "/x"})
+    assert key == cache_key(["aws", "eks"], DEFAULT_API_VERSION, {"AWS_PROFILE": "dev"})
+    assert len(key) == 64
+    assert set(key) <= set("0123456789abcdef")
+
+
+def test_unset_and_empty_identity_variables_differ() -> None:
+    assert cache_key(["a"], "v", {}) != cache_key(["a"], "v", {"AWS_PROFILE": ""})
+
+
+def test_argv_boundaries_matter() -> None:
+    assert cache_key(["a b"], "v", {}) != cache_key(["a", "b"], "v", {})
+    assert cache_key(["ab", ""], "v", {}) != cache_key(["a", "b"], "v", {})
+
+
+entries = st.builds(
+    Entry,
+    st.integers(0, 2**40),
+    st.integers(0, 2**40),
+    st.binary(max_size=50),
+    st.binary(max_size=200),
+)
+
+
+@given(entries)
+def test_entries_round_trip(entry: Entry) -> None:
+    decoded = decode_entry(encode_entry(entry))
+    assert decoded is not None
+    assert (decoded.expiry, decoded.fetched_at, decoded.meta, decoded.credential) == (
+        entry.expiry,
+        entry.fetched_at,
+        entry.meta,
+        entry.credential,
+    )
+
+
+@given(entries, st.data())
+def test_any_truncation_or_changed_byte_is_not_an_entry(entry: Entry, data: st.DataObject) -> None:
+    raw = encode_entry(entry)
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    assert decode_entry(raw[:cut]) is None
+    at = data.draw(st.integers(0, len(raw) - 1))
+    flipped = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255))]) + raw[at + 1 :]
+    assert decode_entry(flipped) is None
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    decode_entry(raw)
+
+
+@given(st.floats(0, 1e10), st.floats(0, 1e10), st.floats(0, 1e4))
+def test_fresh_means_more_than_refresh_before_left(
+    expiry: float, now: float, before: float
+) -> None:
+    assert is_fresh(expiry, now, before) == (expiry - before > now)
+
+
+def test_freshness_edges() -> None:
+    assert is_fresh(1000, 939, 60)
+    assert not is_fresh(1000, 940, 60)
+    assert not is_fresh(1000, 1001, 0)
+
+
+def test_exec_info_as_client_go_writes_it() -> None:
+    raw = (
+        '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1",'
+        '"spec":{"cluster":{"server":"https://x","config":{"apiVersion":"evil"}},'
+        '"interactive":true}}'
+    )
+    assert api_version_fast(raw) == "client.authentication.k8s.io/v1"
+    assert requested_api_version({"KUBERNETES_EXEC_INFO": raw}) == "client.authentication.k8s.io/v1"
+    assert requested_api_version({}) == DEFAULT_API_VERSION
+
+
+def test_nested_api_version_first_is_left_to_json() -> None:
+    raw = '{"spec":{"apiVersion":"evil"},"apiVersion":"client.authentication.k8s.io/v1"}'
+    assert api_version_fast(raw) is None
+    assert requested_api_version({"KUBERNETES_EXEC_INFO": raw}) == "client.authentication.k8s.io/v1"
+
+
+exec_infos = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["apiVersion", "kind", "spec", 'a"', "x"]), children, max_size=4
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["kind", "apiVersion", "spec", "x"]), exec_infos),
+    st.sampled_from([(",", ":"), (", ", ": ")]),
+)
+def test_the_fast_reader_agrees_with_json_whenever_it_answers(
+    info: dict[str, object], separators: tuple[str, str]
+) -> None:
+    raw = json.dumps(info, separators=separators)
+    fast = api_version_fast(raw)
+    if fast is not None:
+        assert fast == api_version(raw)

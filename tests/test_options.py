@@ -1,0 +1,92 @@
+"""The hot path's option scanner never disagrees with the argparse CLI."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shim.cli import build_parser
+from shim.options import VALUE_OPTIONS, scan, split_command
+from shim.selection import eks_command, resolve
+
+flags = [flag for option in VALUE_OPTIONS for flag in option.flags]
+words = st.sampled_from(
+    [
+        *flags,
+        "-v",
+        "--list",
+        "--refresh",
+        "-cx",
+        "--cluster=a",
+        "--clus",
+        "a",
+        "b",
+        "-1",
+        "",
+        "60",
+        "--timeout=5",
+        "-x",
+        "--role-arn=-y",
+    ]
+)
+
+
+@given(st.lists(words, max_size=6))
+def test_whatever_scan_reads_argparse_reads_the_same(argv: list[str]) -> None:
+    scanned = scan(argv)
+    if scanned is None:
+        return
+    parsed = build_parser().parse_args(argv)
+    from_argparse = {
+        option.dest: getattr(parsed, option.dest)
+        for option in VALUE_OPTIONS
+        if getattr(parsed, option.dest) is not None
+    }
+    assert scanned == from_argparse
+    assert not (parsed.list)
+    assert not (parsed.refresh)
+    assert not (parsed.purge)
+    assert not (parsed.verbose)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "-c", "a"],
+        ["-c"],
+        ["-ca"],
+        ["--clus", "a"],
+        ["-c", "--list"],
+        ["--list"],
+        ["-c", ""],
+        ["--help"],
+    ],
+)
+def test_scan_leaves_anything_unusual_to_the_full_cli(argv: list[str]) -> None:
+    assert scan(argv) is None
+
+
+def test_split_command_at_the_first_double_dash() -> None:
+    assert split_command(["-c", "a"]) == (["-c", "a"], None)
+    assert split_command(["--timeout", "5", "--", "aws", "--", "x"]) == (
+        ["--timeout", "5"],
+        ["aws", "--", "x"],
+    )
+
+
+def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
+    request = resolve({"cluster": "c", "profile": "p", "region": "r"}, None, {"HOME": "/h"})
+    assert request.command == ["aws", "--region", "r", "eks", "get-token", "--cluster-name", "c"]
+    assert request.env["AWS_PROFILE"] == "p"
+    assert request.cache_dir == "/h/.kube/cache/eks-token-shim"
+
+
+def test_without_region_the_backend_resolves_it() -> None:
+    assert "--region" not in eks_command("aws", "c", None, None)
+    assert eks_command("aws-iam-authenticator", "c", None, None) == [
+        "aws-iam-authenticator",
+        "token",
+        "-i",
+        "c",
+    ]

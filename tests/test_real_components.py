@@ -1,0 +1,76 @@
+"""With the real AWS CLI and the real kubectl: the shim does its job for real users."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apiserver import ApiServer, is_signed_eks_token, kubeconfig, write_aws_throwaway_credentials
+from conftest import require_tool, shim_argv, token_of
+
+
+def real_aws() -> str:
+    beside = Path(sys.executable).with_name("aws")
+    return str(beside) if beside.exists() else require_tool("aws")
+
+
+@pytest.fixture
+def aws_env(tmp_path: Path, private_home: Path) -> dict[str, str]:
+    """An environment where `aws` is the real AWS CLI behind a wrapper that counts its runs."""
+    write_aws_throwaway_credentials(str(private_home))
+    counting = tmp_path / "counting-bin"
+    counting.mkdir()
+    wrapper = counting / "aws"
+    wrapper.write_text(f'#!/bin/sh\necho run >> "{tmp_path}/aws-runs"\nexec "{real_aws()}" "$@"\n')
+    wrapper.chmod(0o755)
+    return dict(
+        os.environ,
+        PATH=f"{counting}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+
+def aws_runs(tmp_path: Path) -> int:
+    runs = tmp_path / "aws-runs"
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+@pytest.mark.real_aws
+def test_the_real_aws_cli_token_is_cached(tmp_path: Path, aws_env: dict[str, str]) -> None:
+    first = subprocess.run(
+        [*shim_argv(), "-c", "demo"], env=aws_env, capture_output=True, check=True, timeout=60
+    )
+    assert is_signed_eks_token(token_of(first.stdout)), first.stderr
+    assert aws_runs(tmp_path) == 1
+    no_aws = dict(aws_env, PATH=f"/usr/bin{os.pathsep}/bin")
+    assert shutil.which("aws", path=no_aws["PATH"]) is None
+    second = subprocess.run(
+        [*shim_argv(), "-c", "demo"], env=no_aws, capture_output=True, check=True, timeout=60
+    )
+    assert second.stdout == first.stdout
+
+
+@pytest.mark.real_kubectl
+def test_kubectl_through_the_shim_calls_the_backend_once(
+    tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    kubectl = require_tool("kubectl")
+    config = tmp_path / "kubeconfig"
+    with ApiServer() as api:
+        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
+        for _ in range(5):
+            result = subprocess.run(
+                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+                env=aws_env,
+                capture_output=True,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stderr.decode()
+            assert b"v1.31.0-eks-stub" in result.stdout
+    assert aws_runs(tmp_path) == 1
+    assert len(set(api.tokens)) == 1
+    assert is_signed_eks_token(api.tokens[0])

@@ -1,0 +1,125 @@
+"""The cache directory and the per-key lock, on a real filesystem."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from shim import store
+from shim.entry import Entry
+from shim.lock import IMPLEMENTATIONS, KeyLock
+
+
+def entry(expiry: int = 2_000_000_000) -> Entry:
+    return Entry(expiry, 1_000, b'{"cluster":"c"}', b'{"kind":"ExecCredential"}\n')
+
+
+def test_write_then_read(tmp_path: Path) -> None:
+    store.ensure_cache_dir(str(tmp_path / "c"))
+    path = store.entry_path(str(tmp_path / "c"), "k")
+    store.write_entry(path, entry())
+    read = store.read_entry(path)
+    assert read is not None
+    assert read.credential == entry().credential
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert os.listdir(tmp_path / "c") == ["k.entry"]  # no temp file left behind
+
+
+def test_replace_keeps_readers_whole(tmp_path: Path) -> None:
+    path = store.entry_path(str(tmp_path), "k")
+    store.write_entry(path, entry(1))
+    fd = os.open(path, os.O_RDONLY)  # a reader that opened the old file
+    store.write_entry(path, entry(2))
+    old = os.read(fd, 10_000)
+    os.close(fd)
+    assert old.split(b" ")[1] == b"1"
+    read = store.read_entry(path)
+    assert read is not None
+    assert read.expiry == 2
+
+
+def test_list_and_purge(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "cache"
+    tmp_path.mkdir()
+    for key in ("a", "b"):
+        store.write_entry(store.entry_path(str(tmp_path), key), entry())
+    (tmp_path / "c.entry").write_bytes(b"junk")
+    (tmp_path / "c.entry").chmod(0o600)
+    (tmp_path / "a.lock").touch()
+    (tmp_path / "unrelated.txt").touch()
+    listed = store.list_entries(str(tmp_path))
+    assert [key for key, _ in listed] == ["a", "b", "c"]
+    assert listed[2][1] is None
+    assert store.remove_entry(store.entry_path(str(tmp_path), "b"))
+    assert not store.remove_entry(store.entry_path(str(tmp_path), "b"))
+    assert store.purge_all(str(tmp_path)) == 2
+    assert os.listdir(tmp_path) == ["unrelated.txt"]
+    assert store.purge_all(str(tmp_path / "missing")) == 0
+
+
+def test_dir_problems(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "cache"
+    tmp_path.mkdir()
+    assert store.cache_dir_problem(str(tmp_path / "missing")) is None
+    (tmp_path / "file").touch()
+    assert "not a directory" in str(store.cache_dir_problem(str(tmp_path / "file")))
+    tmp_path.chmod(0o777)
+    assert "writable by group or others" in str(store.cache_dir_problem(str(tmp_path)))
+    tmp_path.chmod(0o700)
+    assert store.cache_dir_problem(str(tmp_path)) is None
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def implementation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_the_lock_excludes_and_times_out(tmp_path: Path, implementation: str) -> None:
+    path = str(tmp_path / "k.lock")
+    with KeyLock(path, 1, implementation) as held:
+        assert held
+        with KeyLock(path, 0.05, implementation) as second:
+            assert not second
+    with KeyLock(path, 0.05, implementation) as again:
+        assert again
+
+
+def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
+    path = str(tmp_path / "k.lock")
+    with KeyLock(path, 1, "flock") as held:
+        assert held
+        with KeyLock(path, 0.05, "portalocker") as other:
+            assert not other
+
+
+def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementation: str) -> None:
+    path = str(tmp_path / "k.lock")
+    order: list[str] = []
+    first = KeyLock(path, 1, implementation)
+    assert first.__enter__()
+
+    def wait() -> None:
+        with KeyLock(path, 30, implementation) as held:
+            order.append(f"waiter {held}")
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    order.append("release")
+    first.__exit__(None, None, None)
+    thread.join()
+    assert order == ["release", "waiter True"]
+
+
+def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
+    # A purge unlinks the lock file under a holder: a newcomer must not lock the old inode.
+    path = str(tmp_path / "k.lock")
+    with KeyLock(path, 1, implementation) as held:
+        assert held
+        os.unlink(path)
+        with KeyLock(path, 0.05, implementation) as newcomer:
+            assert newcomer  # it locked the new file: the removed one is no longer the lock
+        assert os.path.exists(path)
