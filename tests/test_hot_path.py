@@ -22,6 +22,8 @@ FORBIDDEN_ON_A_HIT = {
     "typing",
     "dataclasses",
     "datetime",
+    "re",  # what pip's generated console-script wrapper imports first: our launcher does not
+    "runpy",
     "shim.cli",
     "shim.flow",
     "shim.credential",
@@ -63,3 +65,15 @@ def test_a_miss_starts_the_backend_before_importing_validation(shim: Shim) -> No
     assert modules.index("shim.process") < modules.index("shim.credential")
     assert "subprocess" in modules
     assert "orjson" in modules
+
+
+def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
+    import subprocess
+    import sys
+
+    miss = shim.run("-c", "demo")
+    hit = subprocess.run(
+        [sys.executable, "-m", "shim", "-c", "demo"], env=shim.env, capture_output=True, check=True
+    )
+    assert hit.stdout == miss.stdout
+    assert len(shim.calls()) == 1
