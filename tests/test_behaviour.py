@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -273,14 +274,21 @@ def test_a_herd_of_cold_calls_runs_the_backend_once(shim: Shim) -> None:
 
 def test_a_lock_held_by_a_killed_process_does_not_block(shim: Shim) -> None:
     holder = shim.popen("-c", "demo", FAKE_MODE="sleep:60")
-    while len(shim.calls()) < 1:  # the holder has the lock once its backend runs
-        pass
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
-    # With the lock still held this would wait --timeout (an hour) and the run would time out.
-    result = shim.run("-c", "demo", "--timeout", "3600", timeout=30)
-    assert result.returncode == 0
-    assert len(shim.calls()) == 2
+    try:
+        deadline = time.monotonic() + 30  # a hang guard, not a timing assertion
+        while not shim.calls():  # the holder has the lock once its backend runs
+            assert holder.poll() is None
+            if time.monotonic() > deadline:
+                pytest.fail("the first shim never started its backend")
+            time.sleep(0.01)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        # Were the lock still held, this would wait --timeout (an hour) and the run time out.
+        result = shim.run("-c", "demo", "--timeout", "3600", timeout=30)
+        assert result.returncode == 0
+        assert len(shim.calls()) == 2
+    finally:
+        os.kill(int(shim.calls()[0]["pid"]), signal.SIGKILL)  # the orphaned sleeping backend
 
 
 def test_a_cache_hit_takes_no_lock(shim: Shim) -> None:
