@@ -12,9 +12,10 @@ import sys
 import time
 
 from shim import __version__, log, store
+from shim.background import FLAG
 from shim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ShimError
 from shim.execinfo import requested_api_version
-from shim.flow import get_credential
+from shim.flow import get_credential, refresh_in_background
 from shim.options import SELECTION, SETTINGS, VALUE_OPTIONS, split_command
 from shim.output import write_credential
 from shim.selection import BACKENDS, Request, cache_dir_setting, has_selection, resolve
@@ -33,7 +34,8 @@ until shortly before it expires. EKS mode builds the backend command from
 SELECTION (backends: {", ".join(BACKENDS)}); generic mode runs COMMAND verbatim."""
 EPILOG = """\
 environment: EKS_SHIM_BACKEND, EKS_SHIM_CACHE_DIR, EKS_SHIM_REFRESH_BEFORE,
-EKS_SHIM_DEBUG=1 (as -v). Options on the command line win over the environment."""
+EKS_SHIM_REFRESH_AHEAD, EKS_SHIM_DEBUG=1 (as -v). Options on the command line win
+over the environment."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,18 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     exclusive.add_argument(
         "--list", action="store_true", help="show the cached entries (never the tokens)"
     )
+    # What a refresh ahead starts, detached (shim.background); not for people.
+    exclusive.add_argument(FLAG, action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    options_argv, command = split_command(args)
+    options_argv, _ = split_command(args)
     verbose = os.environ.get("EKS_SHIM_DEBUG") == "1" or any(
         arg in ("-v", "--verbose") for arg in options_argv
     )
     log.set_verbose(verbose)
-    return guarded(lambda: run(options_argv, command, os.environ), verbose)
+    return guarded(lambda: run(args, os.environ), verbose)
 
 
 def guarded(action: Callable[[], int], verbose: bool) -> int:
@@ -97,8 +101,9 @@ def guarded(action: Callable[[], int], verbose: bool) -> int:
         return EXIT_FAILURE
 
 
-def run(options_argv: list[str], command: list[str] | None, environ: Mapping[str, str]) -> int:
+def run(argv: list[str], environ: Mapping[str, str]) -> int:
     """Parse the options and do what they ask."""
+    options_argv, command = split_command(argv)
     parsed = build_parser().parse_args(options_argv)
     values = {
         option.dest: getattr(parsed, option.dest)
@@ -113,7 +118,9 @@ def run(options_argv: list[str], command: list[str] | None, environ: Mapping[str
     if parsed.purge:
         return purge(request, request.cache_dir)
     api_version = requested_api_version(environ)
-    write_credential(get_credential(request, api_version, force=parsed.refresh))
+    if parsed.background_refresh:
+        return refresh_in_background(request, api_version)
+    write_credential(get_credential(request, api_version, argv, force=parsed.refresh))
     return 0
 
 

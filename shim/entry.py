@@ -53,6 +53,28 @@ def decode_entry(data: bytes) -> Entry | None:
     return Entry(expiry, fetched_at, body[:meta_len], body[meta_len:])
 
 
+# The life of a cached token (issue #4), from the newest to the oldest:
+FRESH = "fresh"  # served as is
+AHEAD = "ahead"  # served, and refreshed in the background
+REFRESH = "refresh"  # refreshed in the foreground; served if that fails (stale-if-error)
+EXPIRED = "expired"  # refreshed in the foreground; a failure reaches kubectl
+
+
+def stage(entry: Entry, now: float, refresh_before: float, refresh_ahead: float) -> str:
+    """Where `entry` is in its life at `now`: FRESH, AHEAD, REFRESH or EXPIRED.
+
+    The refresh-ahead window is at most half the token's lifetime, so that a backend
+    whose tokens live shorter than `refresh_ahead` does not start a refresh on every
+    call right after a fetch (no refresh storm).
+    """
+    if now >= entry.expiry:
+        return EXPIRED
+    if not is_fresh(entry.expiry, now, refresh_before):
+        return REFRESH
+    ahead = min(refresh_ahead, (entry.expiry - entry.fetched_at) / 2)
+    return AHEAD if ahead > 0 and not is_fresh(entry.expiry, now, ahead) else FRESH
+
+
 def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:
     """Whether an entry may be served: more than `refresh_before` seconds of validity left."""
     return now < expiry - refresh_before

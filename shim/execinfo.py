@@ -61,3 +61,16 @@ def requested_api_version(environ: Mapping[str, str]) -> str:
         return DEFAULT_API_VERSION
     fast = api_version_fast(raw)
     return fast if fast is not None else api_version(raw)
+
+
+def cluster_info(environ: Mapping[str, str]) -> dict[str, object] | None:
+    """spec.cluster, which kubectl passes with `provideClusterInfo: true`; None without it."""
+    import json
+
+    try:
+        info = json.loads(environ.get(ENV_VAR) or "null")
+    except ValueError:
+        return None
+    spec = info.get("spec") if isinstance(info, dict) else None
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    return cluster if isinstance(cluster, dict) and cluster.get("server") else None

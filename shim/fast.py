@@ -14,14 +14,16 @@ import os
 import sys
 import time
 
-from shim.entry import is_fresh
+from shim.background import refresh_ahead_if_due
+from shim.client import asked_again, client_identity, note_served
+from shim.entry import AHEAD, FRESH, stage
 from shim.errors import UsageError
-from shim.execinfo import requested_api_version_fast
+from shim.execinfo import ENV_VAR, requested_api_version_fast
 from shim.keys import cache_key
 from shim.options import scan, split_command
 from shim.output import write_credential
 from shim.selection import resolve
-from shim.store import cache_dir_problem, entry_path, read_entry
+from shim.store import KeyFiles, cache_dir_problem, read_entry, read_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
-    """Print a fresh cached credential and return 0; None when the full CLI must decide."""
+    """Print a servable cached credential and return 0; None when the full CLI must decide."""
     options_argv, command = split_command(argv)
     values = scan(options_argv)
     if values is None or environ.get("EKS_SHIM_DEBUG") == "1":
@@ -41,14 +43,22 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     api_version = requested_api_version_fast(environ)
     if api_version is None or cache_dir_problem(request.cache_dir):
         return None
-    path = entry_path(request.cache_dir, cache_key(request.command, api_version, request.env))
-    entry = read_entry(path)
-    if entry is None or not is_fresh(entry.expiry, time.time(), request.refresh_before):
+    files = KeyFiles(request.cache_dir, cache_key(request.command, api_version, request.env))
+    entry = read_entry(files.entry)
+    now = time.time()
+    phase = stage(entry, now, request.refresh_before, request.refresh_ahead) if entry else None
+    if entry is None or phase not in (FRESH, AHEAD):
         return None
+    asker = client_identity() if environ.get(ENV_VAR) else None
+    if asker is not None and asked_again(read_private(files.served), asker, now):
+        return None  # maybe the server rejected it: the full CLI checks (issue #4)
     try:
         write_credential(entry.credential)
     except OSError:  # kubectl went away: nothing to tell anyone
         return 1
+    note_served(files.served, asker, now)
+    if phase == AHEAD:
+        refresh_ahead_if_due(list(argv), files, now)
     return 0
 
 

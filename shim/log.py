@@ -8,12 +8,17 @@ from __future__ import annotations
 import sys
 
 PREFIX = "eks-token-shim: "
-_state = {"verbose": False}
+_state = {"verbose": False, "timestamps": False}
 
 
 def set_verbose(verbose: bool) -> None:
     """Turn debug messages on or off (-v, EKS_SHIM_DEBUG=1)."""
     _state["verbose"] = verbose
+
+
+def set_timestamps(timestamps: bool) -> None:
+    """Stamp each message with the time: for background.log, read long after the fact."""
+    _state["timestamps"] = timestamps
 
 
 def is_verbose() -> bool:
@@ -22,7 +27,12 @@ def is_verbose() -> bool:
 
 
 def _write(level: str, message: str) -> None:
-    sys.stderr.write(f"{PREFIX}{level}{message}\n")
+    stamp = ""
+    if _state["timestamps"]:
+        import time
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())
+    sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")
     sys.stderr.flush()
 
 

@@ -27,6 +27,7 @@ class Request:
         "command",
         "env",
         "profile",
+        "refresh_ahead",
         "refresh_before",
         "region",
         "timeout",
@@ -38,6 +39,7 @@ class Request:
         env: dict[str, str],
         cache_dir: str,
         refresh_before: float,
+        refresh_ahead: float,
         timeout: float,
         cluster: str | None = None,
         profile: str | None = None,
@@ -47,6 +49,7 @@ class Request:
         self.env = env
         self.cache_dir = cache_dir
         self.refresh_before = refresh_before
+        self.refresh_ahead = refresh_ahead
         self.timeout = timeout
         self.cluster = cluster
         self.profile = profile
@@ -102,6 +105,11 @@ def resolve(
         "--refresh-before (EKS_SHIM_REFRESH_BEFORE)",
         allow_zero=True,
     )
+    refresh_ahead = parse_seconds(
+        values.get("refresh_ahead") or environ.get("EKS_SHIM_REFRESH_AHEAD") or "300",
+        "--refresh-ahead (EKS_SHIM_REFRESH_AHEAD)",
+        allow_zero=True,
+    )
     timeout = parse_seconds(values.get("timeout") or "60", "--timeout", allow_zero=False)
     cluster, profile, region = values.get("cluster"), values.get("profile"), values.get("region")
     backend = values.get("backend") or environ.get("EKS_SHIM_BACKEND") or "aws"
@@ -129,6 +137,7 @@ def resolve(
         env=env,
         cache_dir=cache_dir_setting(values, environ),
         refresh_before=refresh_before,
+        refresh_ahead=refresh_ahead,
         timeout=timeout,
         cluster=cluster,
         profile=profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"),

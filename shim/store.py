@@ -16,7 +16,10 @@ from shim.entry import Entry, decode_entry, encode_entry
 
 ENTRY_SUFFIX = ".entry"
 LOCK_SUFFIX = ".lock"
+SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.client)
+AHEAD_SUFFIX = ".ahead"  # its mtime: when a background refresh was last started
 TEMP_SUFFIX = ".tmp"
+BACKGROUND_LOG = "background.log"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _MAX_ENTRY_SIZE = 1 << 20  # a credential is a few kB; anything this large is not ours
@@ -54,8 +57,27 @@ def lock_path(cache_dir: str, key: str) -> str:
     return os.path.join(cache_dir, key + LOCK_SUFFIX)
 
 
+class KeyFiles:
+    """The files of one key: entry, lock, sidecars, and the directory's background log."""
+
+    __slots__ = ("ahead", "entry", "lock", "log", "served")
+
+    def __init__(self, cache_dir: str, key: str) -> None:
+        self.entry = entry_path(cache_dir, key)
+        self.lock = lock_path(cache_dir, key)
+        self.served = os.path.join(cache_dir, key + SERVED_SUFFIX)
+        self.ahead = os.path.join(cache_dir, key + AHEAD_SUFFIX)
+        self.log = os.path.join(cache_dir, BACKGROUND_LOG)
+
+
 def read_entry(path: str) -> Entry | None:
     """The entry at `path`; None when missing, damaged, a symlink, or not private to us."""
+    data = read_private(path)
+    return decode_entry(data) if data is not None else None
+
+
+def read_private(path: str) -> bytes | None:
+    """The bytes of a regular file at `path` private to us; None for anything else."""
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
     except OSError:
@@ -68,12 +90,22 @@ def read_entry(path: str) -> Entry | None:
         # As aws-iam-authenticator's filecache: refuse a token file others could read or plant.
         if uid is not None and (st.st_uid != uid or st.st_mode & 0o077):
             return None
-        data = os.read(fd, _MAX_ENTRY_SIZE + 1)
+        return os.read(fd, _MAX_ENTRY_SIZE + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return decode_entry(data)
+
+
+def write_private(path: str, data: bytes) -> None:
+    """Overwrite a small 0600 file in place: for sidecars, which may be lost but not leaked."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC, 0o600)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def ensure_cache_dir(cache_dir: str) -> None:
@@ -121,14 +153,16 @@ def list_entries(cache_dir: str) -> list[tuple[str, Entry | None]]:
 
 
 def purge_all(cache_dir: str) -> int:
-    """Remove every entry, lock and leftover temp file; how many entries there were."""
+    """Remove every entry with its lock and sidecars, and the log; how many entries there were."""
     try:
         names = os.listdir(cache_dir)
     except FileNotFoundError:
         return 0
     removed = 0
     for name in names:
-        ours = name.endswith((ENTRY_SUFFIX, LOCK_SUFFIX, TEMP_SUFFIX))
+        ours = name == BACKGROUND_LOG or name.endswith(
+            (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX, TEMP_SUFFIX)
+        )
         if ours and _unlink(os.path.join(cache_dir, name)) and name.endswith(ENTRY_SUFFIX):
             removed += 1
     return removed

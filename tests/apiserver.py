@@ -45,8 +45,11 @@ def is_signed_eks_token(token: str) -> bool:
 class ApiServer:
     """`with ApiServer(accept) as api:` api.url, api.ca_pem, api.tokens (every token seen)."""
 
-    def __init__(self, accept: Callable[[str], bool] = is_signed_eks_token) -> None:
+    def __init__(
+        self, accept: Callable[[str], bool] = is_signed_eks_token, reject_status: int = 401
+    ) -> None:
         self.accept = accept
+        self.reject_status = reject_status
         self.tokens: list[str] = []
         self.ca = trustme.CA()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -87,7 +90,7 @@ class ApiServer:
                     }
                 )
                 data = json.dumps(body).encode()
-                self.send_response(200 if ok else 401)
+                self.send_response(200 if ok else server.reject_status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shim.entry import Entry, decode_entry, encode_entry
+
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI") == "true"
 # Variables that would change what the shim or a backend does if the developer has them set.
@@ -101,3 +103,21 @@ def shim(tmp_path: Path) -> Shim:
 def token_of(output: bytes) -> str:
     """The token in an ExecCredential the shim printed."""
     return str(json.loads(output)["status"]["token"])
+
+
+def age(shim: Shim, seconds: float) -> None:
+    """Let `seconds` pass for the (only) cached entry."""
+    (path,) = shim.entries()
+    entry = decode_entry(path.read_bytes())
+    assert entry is not None
+    moved = Entry(
+        int(entry.expiry - seconds), int(entry.fetched_at - seconds), entry.meta, entry.credential
+    )
+    path.write_bytes(encode_entry(moved))
+
+
+def cached_token(shim: Shim) -> str:
+    (path,) = shim.entries()
+    entry = decode_entry(path.read_bytes())
+    assert entry is not None
+    return token_of(entry.credential)

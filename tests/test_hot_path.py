@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Shim, token_of
+from conftest import Shim, age, token_of
 
 # Each costs milliseconds to tens of milliseconds on every kubectl call (issue #3's table).
 FORBIDDEN_ON_A_HIT = {
@@ -55,6 +55,22 @@ def test_a_cache_hit_imports_nothing_heavy(shim: Shim, args: list[str]) -> None:
     assert "shim.fast" in hit_modules  # the guard sees our own imports, so it can fail
     assert {"orjson", "argparse", "subprocess"} <= top_level(miss_modules)
     assert top_level(hit_modules) & FORBIDDEN_ON_A_HIT == set()
+
+
+def test_a_hit_that_starts_a_refresh_ahead_imports_nothing_heavy(shim: Shim) -> None:
+    info = '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1"}'
+    shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+    age(shim, 600)  # inside the refresh-ahead window
+    for note in shim.cache_dir.glob("*.served"):
+        note.unlink()  # as if another kubectl process asked
+    hit = shim.run(
+        "-c", "demo", PYTHONPROFILEIMPORTTIME="1", KUBERNETES_EXEC_INFO=info, FAKE_MODE="sleep:1"
+    )
+    modules = imported_modules(hit.stderr)
+    assert "shim.background" in modules
+    assert top_level(modules) & FORBIDDEN_ON_A_HIT == set()
+    assert list(shim.cache_dir.glob("*.ahead"))  # it did start the refresh
+    assert list(shim.cache_dir.glob("*.served"))  # and noted who asked
 
 
 def test_a_miss_starts_the_backend_before_importing_validation(shim: Shim) -> None:

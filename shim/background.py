@@ -1,0 +1,78 @@
+"""Refresh ahead: start a detached process that refreshes an entry while we serve it.
+
+The child gets a new session and /dev/null for stdin and stdout, and the cache
+dir's background.log for stderr: kubectl waits until every holder of the plugin's
+stdout and stderr pipes has closed them, so a child that kept them would make
+kubectl hang (issue #4). Only `os` and `sys`: this runs on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shim.store import KeyFiles
+
+FLAG = "--background-refresh"  # the hidden option the child runs with
+RETRY_AFTER = 30.0  # seconds between two starts for one key, so a failing backend is not hammered
+LOG_LIMIT = 256 * 1024  # background.log is emptied when it grows past this
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# The child runs the full CLI directly. With -c, sys.path[0] is the current directory:
+# drop it, so that a `shim` directory wherever kubectl runs cannot be imported instead.
+_CHILD = (
+    "import sys; sys.path[:] = [p for p in sys.path if p]; "
+    "from shim.cli import main; sys.exit(main())"
+)
+
+
+def due(marker: str, now: float) -> bool:
+    """Whether no refresh was started for this key within RETRY_AFTER seconds."""
+    try:
+        return now - os.stat(marker).st_mtime >= RETRY_AFTER
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def start(argv: list[str], marker: str, log_path: str) -> bool:
+    """Start `shim --background-refresh ARGV...` detached; whether it was started."""
+    if not hasattr(os, "posix_spawn"):  # pragma: no cover - Windows: refresh in the foreground
+        return False
+    try:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o600)
+        os.close(fd)
+        os.utime(marker)
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (
+                os.POSIX_SPAWN_OPEN,
+                2,
+                log_path,
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW,
+                0o600,
+            ),
+        ]
+        child = [sys.executable, "-c", _CHILD, FLAG, *argv]
+        os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
+    except (OSError, NotImplementedError):
+        return False
+    return True
+
+
+def refresh_ahead_if_due(argv: list[str], files: KeyFiles, now: float) -> None:
+    """Start a background refresh for the key of `files`, unless one started recently."""
+    if due(files.ahead, now):
+        start(argv, files.ahead, files.log)
+
+
+def bound_log() -> None:
+    """In the child: empty background.log (our stderr) when it has grown past LOG_LIMIT."""
+    try:
+        if os.fstat(2).st_size > LOG_LIMIT:
+            os.ftruncate(2, 0)
+    except OSError:
+        pass

@@ -1,0 +1,97 @@
+"""Ask the API server whether it still accepts a token: one GET /version.
+
+Used only when the same kubectl process asks again right after we served a
+cached token (shim.client), and only with the cluster info kubectl passes with
+`provideClusterInfo: true` (issue #4). TLS is verified with the cluster's CA, and
+`tls-server-name`, `insecure-skip-tls-verify` and an http:// `proxy-url` are
+honoured as kubectl would. Only a 401 counts as rejected: a 403, a 200, a timeout
+or anything unexpected means "serve the cached token as usual".
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+from urllib.parse import unquote, urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+TIMEOUT = 2.0
+
+
+def rejected(cluster: Mapping[str, object], token: str, timeout: float = TIMEOUT) -> bool:
+    """Whether the server at cluster["server"] answers 401 to `token`."""
+    if not token.isprintable() or " " in token:
+        return False  # it could not be sent as a header as it is
+    try:
+        return _status(cluster, token, timeout) == 401
+    except (OSError, ValueError, UnicodeError):
+        return False
+
+
+def _context(cluster: Mapping[str, object]) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if cluster.get("insecure-skip-tls-verify") is True:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    ca = cluster.get("certificate-authority-data")
+    if isinstance(ca, str) and ca:
+        context.load_verify_locations(cadata=base64.b64decode(ca).decode("ascii"))
+    return context
+
+
+def _status(cluster: Mapping[str, object], token: str, timeout: float) -> int:
+    server = urlsplit(str(cluster.get("server") or ""))
+    if server.scheme != "https" or not server.hostname:
+        return 0
+    host, port = server.hostname, server.port or 443
+    proxy = cluster.get("proxy-url")
+    sock = _connect(host, port, str(proxy) if proxy else "", timeout)
+    name = cluster.get("tls-server-name")
+    try:
+        tls = _context(cluster).wrap_socket(sock, server_hostname=str(name) if name else host)
+    except BaseException:
+        sock.close()
+        raise
+    with tls:
+        path = server.path.rstrip("/") + "/version"
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {server.netloc}\r\nAuthorization: Bearer {token}\r\n"
+            "Accept: application/json\r\nUser-Agent: eks-token-shim\r\nConnection: close\r\n\r\n"
+        )
+        tls.sendall(request.encode("ascii"))
+        return _read_status(tls)
+
+
+def _connect(host: str, port: int, proxy_url: str, timeout: float) -> socket.socket:
+    if not proxy_url:
+        return socket.create_connection((host, port), timeout=timeout)
+    proxy = urlsplit(proxy_url)
+    if proxy.scheme != "http" or not proxy.hostname:
+        raise ValueError("only http:// proxies can be used to verify a token")  # e.g. socks5://
+    sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
+    auth = ""
+    if proxy.username:
+        pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+        auth = f"Proxy-Authorization: Basic {base64.b64encode(pair).decode()}\r\n"
+    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n".encode())
+    if _read_status(sock) != 200:
+        sock.close()
+        raise ValueError("the proxy refused the tunnel")
+    return sock
+
+
+def _read_status(sock: socket.socket) -> int:
+    """The status code of an HTTP response on `sock`, reading through the end of its head."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    parts = head.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0

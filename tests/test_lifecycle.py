@@ -1,0 +1,262 @@
+"""Issue #4: refresh ahead, stale-if-error and heal, through the token's life.
+
+The clock is moved by rewriting an entry's expiry and fetch time (as if that many
+seconds had passed); the fake backend logs every run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from apiserver import ApiServer, kubeconfig
+from conftest import Shim, age, cached_token, require_tool, shim_argv, token_of
+
+FLAG = b"--background-refresh"
+
+
+def background_children(shim: Shim) -> list[int]:
+    """The detached refreshes this test's shims started and that still run."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if FLAG in cmdline and str(shim.log).encode() in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+def wait_for(condition: object, what: str, limit: float = 60) -> None:
+    """A hang guard for detached work, not a timing assertion."""
+    deadline = time.monotonic() + limit
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting for {what}")
+        time.sleep(0.05)
+
+
+def exec_info(api: ApiServer | None) -> str:
+    spec: dict[str, object] = {"interactive": False}
+    if api is not None:
+        spec["cluster"] = {
+            "server": api.url,
+            "config": None,
+            "certificate-authority-data": base64.b64encode(api.ca_pem).decode(),
+        }
+    return json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "spec": spec,
+        },
+        separators=(",", ":"),
+    )
+
+
+# 1. Refresh ahead.
+def test_inside_the_ahead_window_the_cached_token_is_served_and_refreshed_behind(
+    shim: Shim,
+) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 600)  # 240 s left: inside the default 300 s refresh-ahead window
+    served = shim.run("-c", "demo")
+    assert served.returncode == 0
+    assert token_of(served.stdout) == first  # served at once, from the cache
+    wait_for(lambda: len(shim.calls()) == 2 and cached_token(shim) != first, "the refresh")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    refreshed = cached_token(shim)
+    assert token_of(shim.run("-c", "demo").stdout) == refreshed
+    assert len(shim.calls()) == 2
+    log = shim.cache_dir / "background.log"
+    assert not log.exists() or stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_ten_parallel_calls_in_the_ahead_window_start_one_refresh(shim: Shim) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 600)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(lambda _: shim.run("-c", "demo", FAKE_MODE="sleep:1"), range(10)))
+    assert {token_of(result.stdout) for result in results} == {first}
+    wait_for(lambda: cached_token(shim) != first, "the refresh")
+    wait_for(lambda: not background_children(shim), "the background refreshes to exit")
+    assert len(shim.calls()) == 2
+
+
+def test_no_refresh_storm_when_tokens_live_shorter_than_the_ahead_window(shim: Shim) -> None:
+    shim.run("-c", "demo", FAKE_LIFETIME="240")  # 240 s < the 300 s refresh-ahead window
+    for _ in range(3):
+        assert shim.run("-c", "demo").returncode == 0
+    assert len(shim.calls()) == 1
+    assert not list(shim.cache_dir.glob("*.ahead"))
+    age(shim, 130)  # past half its life: now it is due
+    shim.run("-c", "demo")
+    wait_for(lambda: len(shim.calls()) == 2, "the refresh")
+
+
+def test_refresh_ahead_zero_disables_it(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)
+    shim.run("-c", "demo", "--refresh-ahead", "0")
+    shim.run("-c", "demo", EKS_SHIM_REFRESH_AHEAD="0")
+    assert not list(shim.cache_dir.glob("*.ahead"))
+    assert len(shim.calls()) == 1
+
+
+def test_a_failing_background_refresh_keeps_the_entry_and_logs_quietly(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    before = entry.read_bytes()
+    served = shim.run("-c", "demo", FAKE_MODE="fail")
+    assert served.returncode == 0
+    assert served.stderr == b""  # the failure is for the log, not the terminal
+    log = shim.cache_dir / "background.log"
+    wait_for(lambda: log.exists() and b"background refresh" in log.read_bytes(), "the log")
+    assert b"failed with exit code 3" in log.read_bytes()
+    assert b"ExpiredToken" in log.read_bytes()  # the backend's own stderr is there too
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert entry.read_bytes() == before
+    shim.run("-c", "demo", FAKE_MODE="fail")  # within RETRY_AFTER: no second attempt
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert len(shim.calls()) == 2
+
+
+@pytest.mark.real_kubectl
+def test_kubectl_does_not_wait_for_a_background_refresh(shim: Shim, tmp_path: Path) -> None:
+    kubectl = require_tool("kubectl")
+    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
+        shim.run("-c", "demo")
+        age(shim, 600)
+        env = dict(shim.env, FAKE_MODE="sleep:60")
+        # Were the pipes inherited by the refresh, kubectl would wait for its 60 s sleep.
+        result = subprocess.run(
+            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+            env=env,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert background_children(shim)  # the refresh is still running, detached
+    for pid in background_children(shim):
+        os.kill(pid, signal.SIGKILL)
+    for call in shim.calls()[1:]:
+        os.kill(int(call["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+
+
+# 3. Stale-if-error.
+@pytest.mark.parametrize(
+    ("mode", "args"), [("fail", []), ("garbage", []), ("sleep:30", ["--timeout", "1"])]
+)
+def test_a_failed_refresh_serves_the_still_valid_token(
+    shim: Shim, mode: str, args: list[str]
+) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 800)  # 40 s left: inside the 60 s refresh-before window, not expired
+    (entry,) = shim.entries()
+    before = entry.read_bytes()
+    result = shim.run("-c", "demo", *args, FAKE_MODE=mode)
+    assert result.returncode == 0
+    assert token_of(result.stdout) == first
+    assert b"serving the cached credential, valid for" in result.stderr
+    assert entry.read_bytes() == before
+
+
+def test_a_failed_refresh_of_an_expired_token_reaches_kubectl(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 900)  # expired
+    result = shim.run("-c", "demo", FAKE_MODE="fail")
+    assert result.returncode == 3
+    assert result.stdout == b""
+
+
+# 2. Heal a rejected token.
+def test_the_same_process_asking_again_for_a_rejected_token_heals_it(shim: Shim) -> None:
+    rejected: set[str] = set()
+    with ApiServer(lambda token: token not in rejected) as api:
+        info = exec_info(api)
+        first = token_of(shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout)
+        rejected.add(first)  # the role session behind it ended
+        healed = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+        assert healed.returncode == 0
+        assert token_of(healed.stdout) != first
+        assert b"rejected the cached token (401)" in healed.stderr
+        assert cached_token(shim) == token_of(healed.stdout)
+        again = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)  # verified, accepted
+        assert again.stdout == healed.stdout
+    assert len(shim.calls()) == 2
+    assert api.tokens == [first, token_of(healed.stdout)]
+
+
+def test_asked_twice_for_an_accepted_token_no_refresh(shim: Shim) -> None:
+    with ApiServer(lambda token: True) as api:
+        info = exec_info(api)
+        outputs = {shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout for _ in range(3)}
+    assert len(outputs) == 1
+    assert len(shim.calls()) == 1
+    assert len(api.tokens) == 2  # the second and third ask were verified
+
+
+def test_without_cluster_info_asked_again_serves_the_cache(shim: Shim) -> None:
+    for _ in range(3):
+        shim.run("-c", "demo", KUBERNETES_EXEC_INFO=exec_info(None))
+    assert len(shim.calls()) == 1
+
+
+def test_a_plain_hit_is_never_verified(shim: Shim) -> None:
+    with ApiServer(lambda token: False) as api:
+        shim.run("-c", "demo", KUBERNETES_EXEC_INFO=exec_info(api))
+        # Another process asks (the hot path's pid check): no verification, no refresh.
+        argv = [*shim_argv(), "-c", "demo"]
+        script = f"import subprocess, sys; sys.exit(subprocess.run({argv!r}).returncode)"
+        env = dict(shim.env, KUBERNETES_EXEC_INFO=exec_info(api))
+        subprocess.run(["python3", "-c", script], env=env, check=True, capture_output=True)
+    assert api.tokens == []
+    assert len(shim.calls()) == 1
+
+
+@pytest.mark.real_kubectl
+def test_kubectl_heals_a_rejected_token(shim: Shim, tmp_path: Path) -> None:
+    kubectl = require_tool("kubectl")
+    seen: list[str] = []
+
+    def reject_the_first_token(token: str) -> bool:
+        if not seen:
+            seen.append(token)
+        return token != seen[0]
+
+    with ApiServer(reject_the_first_token) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(
+            kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
+        )
+
+        def kubectl_version() -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+                env=shim.env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
+        kubectl_version()  # may fail: client-go does not retry the request after a 401
+        second = kubectl_version()
+        assert second.returncode == 0, second.stderr
+        runs = len(shim.calls())
+        for _ in range(3):
+            assert kubectl_version().returncode == 0
+    assert len(shim.calls()) == runs == 2

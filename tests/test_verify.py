@@ -1,0 +1,115 @@
+"""Asking the API server whether it still accepts a token (shim.verify), for real over TLS."""
+
+from __future__ import annotations
+
+import base64
+import select
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from apiserver import ApiServer
+
+from shim.verify import rejected
+
+
+def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
+    return {
+        "server": api.url,
+        "certificate-authority-data": base64.b64encode(api.ca_pem).decode(),
+        **extra,
+    }
+
+
+def test_a_401_is_rejected_and_a_200_is_not() -> None:
+    with ApiServer(lambda token: token == "good") as api:
+        assert rejected(cluster(api), "bad")
+        assert not rejected(cluster(api), "good")
+    assert api.tokens == ["bad", "good"]
+
+
+def test_a_403_is_not_a_rejected_token() -> None:
+    with ApiServer(lambda token: False, reject_status=403) as api:
+        assert not rejected(cluster(api), "t")
+
+
+def test_tls_is_verified_with_the_cluster_ca() -> None:
+    with ApiServer(lambda token: False) as api, ApiServer() as other:
+        assert not rejected(
+            cluster(api, **{"certificate-authority-data": base64.b64encode(other.ca_pem).decode()}),
+            "t",
+        )
+        assert api.tokens == []  # the token never went to a server we could not verify
+        assert rejected(
+            cluster(api, **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
+            "t",
+        )
+
+
+def test_tls_server_name_is_the_name_checked() -> None:
+    with ApiServer(lambda token: False) as api:
+        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t")
+        assert not rejected(cluster(api, **{"tls-server-name": "elsewhere.example"}), "t")
+    assert len(api.tokens) == 1
+
+
+def test_nothing_listening_or_no_https_is_not_rejected() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t")
+    assert not rejected({"server": "http://127.0.0.1:1"}, "t")
+    assert not rejected({}, "t")
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1; yields its URL and the requests it saw."""
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        seen.append(head)
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        with socket.create_connection((host, int(port))) as upstream, client:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            while True:
+                ready, _, _ = select.select([client, upstream], [], [], 5)
+                if not ready:
+                    return
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (upstream if source is client else client).sendall(data)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=pipe, args=(client,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://user:p%40ss@127.0.0.1:{listener.getsockname()[1]}", seen
+    listener.close()
+
+
+def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> None:
+    proxy, seen = connect_proxy
+    with ApiServer(lambda token: False) as api:
+        assert rejected(cluster(api, **{"proxy-url": proxy}), "t")
+    assert len(seen) == 1
+    assert seen[0].startswith(b"CONNECT 127.0.0.1:")
+    assert b"Proxy-Authorization: Basic " + base64.b64encode(b"user:p@ss") in seen[0]
+
+
+def test_a_socks_proxy_is_not_guessed_at() -> None:
+    with ApiServer(lambda token: False) as api:
+        assert not rejected(cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t")
+    assert api.tokens == []
