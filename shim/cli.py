@@ -133,7 +133,7 @@ def purge(request: Request | None, cache_dir: str) -> int:
         for key, meta in _entries_with_meta(cache_dir):
             same_profile = request.profile is None or meta.get("profile") == request.profile
             if meta.get("command") == request.command and same_profile:
-                removed += store.remove_entry(store.entry_path(cache_dir, key))
+                removed += store.remove_entry(store.KeyFiles(cache_dir, key))
     print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {cache_dir}")
     return 0
 

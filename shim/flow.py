@@ -55,7 +55,7 @@ def get_credential(
         if not rejected_by_server(entry, files, asker, environ, clock()):
             log.debug(f"cache hit: {files.entry}")
             return serve(entry, request, files, argv, asker, clock())
-        store.remove_entry(files.entry)
+        store.remove_entry(files)
         entry, force = None, True
     credential = fetch_under_lock(request, api_version, files, entry, force, clock)
     note_served(files.served, asker, clock())

@@ -137,9 +137,11 @@ def write_entry(path: str, entry: Entry) -> None:
         raise
 
 
-def remove_entry(path: str) -> bool:
-    """Remove one entry; whether there was one."""
-    return _unlink(path)
+def remove_entry(files: KeyFiles) -> bool:
+    """Remove an entry and its sidecars (not its lock, which others may hold); whether it was."""
+    _unlink(files.served)
+    _unlink(files.ahead)
+    return _unlink(files.entry)
 
 
 def list_entries(cache_dir: str) -> list[tuple[str, Entry | None]]:

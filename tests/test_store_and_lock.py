@@ -54,8 +54,11 @@ def test_list_and_purge(tmp_path: Path) -> None:
     listed = store.list_entries(str(tmp_path))
     assert [key for key, _ in listed] == ["a", "b", "c"]
     assert listed[2][1] is None
-    assert store.remove_entry(store.entry_path(str(tmp_path), "b"))
-    assert not store.remove_entry(store.entry_path(str(tmp_path), "b"))
+    files = store.KeyFiles(str(tmp_path), "b")
+    store.write_private(files.served, b"1 2 3")
+    assert store.remove_entry(files)
+    assert not store.remove_entry(files)
+    assert not (tmp_path / "b.served").exists()
     assert store.purge_all(str(tmp_path)) == 2
     assert os.listdir(tmp_path) == ["unrelated.txt"]
     assert store.purge_all(str(tmp_path / "missing")) == 0
