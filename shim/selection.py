@@ -93,53 +93,59 @@ def has_selection(values: Mapping[str, str], command: list[str] | None) -> bool:
     return command is not None or "cluster" in values
 
 
+def _seconds_setting(
+    values: Mapping[str, str], environ: Mapping[str, str], dest: str, default: str
+) -> float:
+    """A number of seconds: the option, else its EKS_SHIM_* variable, else `default`."""
+    flag, variable = "--" + dest.replace("_", "-"), "EKS_SHIM_" + dest.upper()
+    text = values.get(dest) or environ.get(variable) or default
+    return parse_seconds(text, f"{flag} ({variable})", allow_zero=True)
+
+
+def _backend_command(
+    values: Mapping[str, str], command: list[str] | None, environ: Mapping[str, str]
+) -> list[str]:
+    """The argv to run: COMMAND verbatim in generic mode, else the one the backend takes."""
+    backend = values.get("backend") or environ.get("EKS_SHIM_BACKEND") or "aws"
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if command is not None:
+        names = ("cluster", "profile", "region", "role_arn", "backend")
+        given = [name for name in names if name in values]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UsageError(f"{flags} select the EKS command; with -- the command is run as given")
+        if not command:
+            raise UsageError("nothing after --: give the command to wrap")
+        return command
+    cluster = values.get("cluster")
+    if not cluster:
+        raise UsageError("no cluster selected: give -c/--cluster NAME, or -- COMMAND [ARG...]")
+    return eks_command(backend, cluster, values.get("region"), values.get("role_arn"))
+
+
 def resolve(
     values: Mapping[str, str],
     command: list[str] | None,
     environ: Mapping[str, str],
 ) -> Request:
     """Turn option values into a Request, or a UsageError that says what is wrong."""
-    env = dict(environ)
-    refresh_before = parse_seconds(
-        values.get("refresh_before") or environ.get("EKS_SHIM_REFRESH_BEFORE") or "60",
-        "--refresh-before (EKS_SHIM_REFRESH_BEFORE)",
-        allow_zero=True,
-    )
-    refresh_ahead = parse_seconds(
-        values.get("refresh_ahead") or environ.get("EKS_SHIM_REFRESH_AHEAD") or "300",
-        "--refresh-ahead (EKS_SHIM_REFRESH_AHEAD)",
-        allow_zero=True,
-    )
+    refresh_before = _seconds_setting(values, environ, "refresh_before", "60")
+    refresh_ahead = _seconds_setting(values, environ, "refresh_ahead", "300")
     timeout = parse_seconds(values.get("timeout") or "60", "--timeout", allow_zero=False)
-    cluster, profile, region = values.get("cluster"), values.get("profile"), values.get("region")
-    backend = values.get("backend") or environ.get("EKS_SHIM_BACKEND") or "aws"
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    if command is not None:
-        given = [
-            name
-            for name in ("cluster", "profile", "region", "role_arn", "backend")
-            if name in values
-        ]
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise UsageError(f"{flags} select the EKS command; with -- the command is run as given")
-        if not command:
-            raise UsageError("nothing after --: give the command to wrap")
-    elif cluster:
-        if profile:
-            env["AWS_PROFILE"] = profile
-        command = eks_command(backend, cluster, region, values.get("role_arn"))
-    else:
-        raise UsageError("no cluster selected: give -c/--cluster NAME, or -- COMMAND [ARG...]")
+    argv = _backend_command(values, command, environ)
+    env = dict(environ)
+    profile, region = values.get("profile"), values.get("region")
+    if profile:
+        env["AWS_PROFILE"] = profile
     return Request(
-        command=command,
+        command=argv,
         env=env,
         cache_dir=cache_dir_setting(values, environ),
         refresh_before=refresh_before,
         refresh_ahead=refresh_ahead,
         timeout=timeout,
-        cluster=cluster,
+        cluster=values.get("cluster"),
         profile=profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"),
         region=region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
     )
