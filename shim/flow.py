@@ -159,12 +159,13 @@ def refresh_in_background(
 
 def fetch(request: Request, api_version: str) -> Credential:
     """Run the backend and validate what it printed; BackendError when it is not a credential."""
-    log.debug(f"running {describe(request.command)}")
+    if log.is_verbose():
+        log.debug(f"running {describe(request.command)}")
     process = start(request.command, request.env)
     # Imported while the backend runs: orjson and dateutil cost tens of ms (issue #3).
     from shim.credential import validate
 
-    result = validate(finish(process, request.command, request.timeout), api_version)
+    result = validate(finish(process, request.timeout), api_version)
     if isinstance(result, list):
         problems = "; ".join(result)
         raise BackendError(f"{describe(request.command)} printed no valid credential: {problems}")
@@ -173,15 +174,14 @@ def fetch(request: Request, api_version: str) -> Credential:
 
 def save_if_cacheable(path: str, request: Request, credential: Credential, now: float) -> None:
     """Cache `credential` unless it has no expiry or is due for refresh; never fail for it."""
-    name = describe(request.command)
     if credential.expiry is None:
-        log.warn(f"{name} gave no expirationTimestamp: printed, not cached")
+        log.warn(f"{describe(request.command)} gave no expirationTimestamp: printed, not cached")
         return
     if not is_fresh(credential.expiry, now, request.refresh_before):
         left = credential.expiry - now
         state = f"expires in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
         log.warn(
-            f"the credential from {name} {state} (refresh-before is "
+            f"the credential from {describe(request.command)} {state} (refresh-before is "
             f"{request.refresh_before:g} s): printed, not cached"
         )
         return
