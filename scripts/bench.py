@@ -163,7 +163,7 @@ def _measure(work: Path, rounds: int, burst_count: int) -> dict[str, object]:
         "bash_hit": ["bash", str(work / "bash-hit"), str(token_file)],
     }
     samples = alternate(commands, env, rounds, {})
-    slow_rounds = max(5, rounds // 3)
+    slow_rounds = max(5, rounds // 2)
     commands = {"miss": [shim, "-c", CLUSTER], "backend": backend}
     samples |= alternate(commands, env, slow_rounds, {"miss": lambda: purge(cache_dir)})
     skipped = {}
