@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 USAGE = """\
 shim [SELECTION] [OPTIONS]
-       shim [OPTIONS] -- COMMAND [ARG...]"""
+       shim [OPTIONS] -- COMMAND [ARG...]
+       shim kubeconfig {wrap,unwrap} [--kubeconfig PATH] [--context NAME]... [--dry-run]"""
 DESCRIPTION = f"""\
 Print a kubectl exec credential (ExecCredential JSON) for an EKS cluster, cached
 until shortly before it expires. EKS mode builds the backend command from
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["kubeconfig"]:
+        from shim import kubeconfig
+
+        log.set_verbose(os.environ.get("EKS_SHIM_DEBUG") == "1")
+        return guarded(lambda: kubeconfig.main(args[1:]), log.is_verbose())
     options_argv, _ = split_command(args)
     verbose = os.environ.get("EKS_SHIM_DEBUG") == "1" or any(
         arg in ("-v", "--verbose") for arg in options_argv

@@ -1,0 +1,204 @@
+"""`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out.
+
+YAML is edited with ruamel.yaml's round-trip mode, so that users' files keep their
+comments, key order and quoting; it is imported only here, never on the credential
+path. Files are written atomically with their mode kept; before the first wrap a
+single backup `<file>.eks-token-shim.bak` is kept. Nothing is written unless every
+file parses (issue #5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from shim.errors import ShimError
+from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+BACKUP_SUFFIX = ".eks-token-shim.bak"
+
+
+def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
+    """--kubeconfig, else $KUBECONFIG's existing files (as kubectl merges), else ~/.kube/config."""
+    if explicit:
+        return [explicit]
+    listed = [path for path in environ.get("KUBECONFIG", "").split(os.pathsep) if path]
+    if listed:
+        return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return [os.path.join(home, ".kube", "config")]
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long token or certificate line
+    return yaml
+
+
+def load_all(paths: list[str]) -> dict[str, Any]:
+    """Every file's document, or a ShimError naming the first that cannot be read or parsed."""
+    yaml, documents = _yaml(), {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as file:
+                document = yaml.load(file)
+        except OSError as error:
+            raise ShimError(f"{path}: cannot read: {error.strerror}; nothing was changed") from None
+        except Exception as error:  # ruamel's errors have no common public base
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ShimError(f"{path}: not valid YAML ({first_line}); nothing was changed") from None
+        documents[path] = document if document is not None else {}
+        if not hasattr(documents[path], "get"):
+            raise ShimError(f"{path}: not a kubeconfig (a mapping); nothing was changed")
+    return documents
+
+
+def _named(document: Any, section: str) -> list[Any]:
+    items = document.get(section) if hasattr(document, "get") else None
+    return [item for item in items or [] if hasattr(item, "get") and item.get("name") is not None]
+
+
+def select_users(
+    documents: dict[str, Any], contexts: list[str], undo: bool
+) -> list[tuple[str, str, Any]]:
+    """(file, context, user entry) to change: the named contexts' users, else every match."""
+    first_context: dict[str, tuple[str, Any]] = {}
+    first_user: dict[str, tuple[str, Any]] = {}
+    for path, document in documents.items():  # as kubectl merges: the first file wins
+        for item in _named(document, "contexts"):
+            first_context.setdefault(str(item["name"]), (path, item))
+        for item in _named(document, "users"):
+            first_user.setdefault(str(item["name"]), (path, item))
+    if contexts:
+        chosen = []
+        for name in contexts:
+            if name not in first_context:
+                raise ShimError(f"context {name!r} is in none of: {', '.join(documents)}")
+            user = str((first_context[name][1].get("context") or {}).get("user"))
+            if user not in first_user:
+                raise ShimError(f"context {name!r} names user {user!r}, which no file defines")
+            chosen.append((name, user))
+    else:
+        context_of: dict[str, str] = {}
+        for name, (_, item) in first_context.items():
+            context_of.setdefault(str((item.get("context") or {}).get("user")), name)
+        matches = wrapped if undo else wraps_eks
+        chosen = [
+            (context_of.get(user, "-"), user)
+            for user, (_, item) in first_user.items()
+            if matches(exec_section(item))
+        ]
+    return [(first_user[user][0], context, first_user[user][1]) for context, user in chosen]
+
+
+def write_atomically(path: str, document: Any, backup: bool) -> None:
+    """Replace the file behind `path` (following a symlink) with `document`, keeping its mode."""
+    import io
+
+    target = os.path.realpath(path)
+    mode = os.stat(target).st_mode & 0o7777
+    if backup and not os.path.exists(target + BACKUP_SUFFIX):
+        with open(target, "rb") as original:
+            _replace(target + BACKUP_SUFFIX, original.read(), mode)
+    text = io.StringIO()
+    _yaml().dump(document, text)
+    _replace(target, text.getvalue().encode("utf-8"), mode)
+
+
+def _replace(target: str, data: bytes, mode: int) -> None:
+    directory = os.path.dirname(target) or "."
+    temp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, mode)  # kubeconfigs hold secrets: never wider than they were
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, target)
+
+
+def shim_command() -> str:
+    """The absolute path kubeconfig should run: tools started from a GUI have another PATH."""
+    launched = sys.argv[0] if sys.argv else ""
+    if os.path.basename(launched) in ("shim", "eks-get-token-use-cache"):
+        return os.path.abspath(launched)
+    beside = os.path.join(os.path.dirname(sys.executable), "shim")
+    if os.path.exists(beside):
+        return beside
+    import shutil
+
+    found = shutil.which("shim")
+    if found is None:
+        raise ShimError("cannot find the installed `shim` script to put in kubeconfig")
+    return os.path.abspath(found)
+
+
+def run(
+    action: str,
+    explicit: str | None,
+    contexts: list[str],
+    dry_run: bool,
+    environ: Mapping[str, str],
+) -> int:
+    """Wrap or unwrap; print one line per changed user and a total."""
+    paths = kubeconfig_files(explicit, environ)
+    documents = load_all([path for path in paths if os.path.exists(path) or explicit])
+    undo = action == "unwrap"
+    command = "" if undo else shim_command()
+    changes: dict[str, list[Change]] = {}
+    for path, context, user_item in select_users(documents, contexts, undo):
+        change = unwrap_exec(user_item) if undo else wrap_exec(user_item, command)
+        if change is not None:
+            changes.setdefault(path, []).append(change)
+            verb = ("would " if dry_run else "") + action
+            print(
+                f"{verb}: {path}: context {context}, user {user_item['name']}: "
+                f"{change.before} -> {change.after}"
+            )
+    if not dry_run:
+        for path in changes:
+            write_atomically(path, documents[path], backup=not undo)
+    count = sum(len(items) for items in changes.values())
+    done = "would change" if dry_run else "changed"
+    print(
+        f"{done} {count} user{'' if count == 1 else 's'} in {len(changes)} "
+        f"file{'' if len(changes) == 1 else 's'}"
+        if count
+        else f"nothing to {action}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """`shim kubeconfig {wrap,unwrap} [--kubeconfig PATH] [--context NAME]... [--dry-run]`."""
+    parser = argparse.ArgumentParser(
+        prog="shim kubeconfig",
+        allow_abbrev=False,
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("action", choices=("wrap", "unwrap"))
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="the file to edit (default: $KUBECONFIG's files, else ~/.kube/config)",
+    )
+    parser.add_argument(
+        "--context",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="only this context's user (repeatable; default: every EKS user)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    parsed = parser.parse_args(argv)
+    return run(parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, os.environ)

@@ -1,0 +1,121 @@
+"""The edit itself: one kubeconfig user's exec section wrapped in the shim, or unwrapped.
+
+Works on ruamel.yaml's round-trip nodes in place (lists are edited, not replaced),
+so comments and layout around the section survive. What unwrap needs and cannot
+read back from the wrapped args (was there an `args` key, what was
+`provideClusterInfo`) is kept in the user's `extensions`, kubeconfig's place for
+tools' own data, which kubectl preserves.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim.process import describe
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+EXTENSION = "eks-token-shim"
+SHIM_NAMES = ("shim", "eks-get-token-use-cache")
+
+
+class Change:
+    """One user's exec command line before and after, for the report."""
+
+    __slots__ = ("after", "before")
+
+    def __init__(self, before: str, after: str) -> None:
+        self.before = before
+        self.after = after
+
+
+def _name(command: object) -> str:
+    base = os.path.basename(str(command or ""))
+    return base[:-4] if base.lower().endswith(".exe") else base
+
+
+def _argv(section: Any) -> list[str]:
+    return [str(section.get("command") or ""), *(str(arg) for arg in section.get("args") or [])]
+
+
+def exec_section(user_item: Any) -> Any:
+    """The `user.exec` mapping of a kubeconfig users[] item, or None."""
+    user: Any = user_item.get("user") if hasattr(user_item, "get") else None
+    section: Any = user.get("exec") if hasattr(user, "get") else None
+    return section if hasattr(section, "get") else None
+
+
+def wrapped(section: Any) -> bool:
+    """Whether an exec section already runs the shim in generic mode."""
+    if not hasattr(section, "get"):
+        return False
+    return _name(section.get("command")) in SHIM_NAMES and list(section.get("args") or [])[:1] == [
+        "--"
+    ]
+
+
+def wraps_eks(section: Any) -> bool:
+    """Whether an exec section runs `aws ... eks get-token` or `aws-iam-authenticator token`."""
+    if not hasattr(section, "get") or wrapped(section):
+        return False
+    name, args = _name(section.get("command")), [str(arg) for arg in section.get("args") or []]
+    if name == "aws":
+        return any(args[at : at + 2] == ["eks", "get-token"] for at in range(len(args)))
+    return name == "aws-iam-authenticator" and args[:1] == ["token"]
+
+
+def wrap_exec(user_item: Any, shim: str) -> Change | None:
+    """Make the user's exec section run `shim -- <original argv>`; None when nothing to do."""
+    user, section = user_item["user"], exec_section(user_item)
+    if section is None or not section.get("command") or wrapped(section):
+        return None
+    before = _argv(section)
+    record: dict[str, object] = {"hadArgs": "args" in section}
+    if "provideClusterInfo" in section:
+        record["provideClusterInfo"] = section["provideClusterInfo"]
+    if section.get("args") is None:
+        section["args"] = []
+    section["args"].insert(0, section["command"])
+    section["args"].insert(0, "--")
+    section["command"] = shim
+    # The shim needs the server and CA to check a token kubectl reports as rejected (issue #4).
+    section["provideClusterInfo"] = True
+    extensions = user.setdefault("extensions", [])
+    extensions.append({"name": EXTENSION, "extension": record})
+    return Change(describe(before), describe(_argv(section)))
+
+
+def unwrap_exec(user_item: Any) -> Change | None:
+    """Give the user's exec section back its original command, args and provideClusterInfo."""
+    user, section = user_item.get("user"), exec_section(user_item)
+    if section is None or not wrapped(section) or len(section.get("args") or []) < 2:
+        return None
+    before = _argv(section)
+    record = _pop_extension(user)
+    args = section["args"]
+    del args[0]  # "--"
+    section["command"] = args.pop(0)
+    if not args and record is not None and not record.get("hadArgs", True):
+        del section["args"]
+    if record is not None:
+        if "provideClusterInfo" in record:
+            section["provideClusterInfo"] = record["provideClusterInfo"]
+        else:
+            section.pop("provideClusterInfo", None)
+    return Change(describe(before), describe(_argv(section)))
+
+
+def _pop_extension(user: Any) -> Any:
+    extensions = user.get("extensions")
+    if not extensions:
+        return None
+    for at, item in enumerate(extensions):
+        if hasattr(item, "get") and item.get("name") == EXTENSION:
+            del extensions[at]
+            if not extensions:
+                del user["extensions"]
+            record = item.get("extension")
+            return record if hasattr(record, "get") else None
+    return None

@@ -1,0 +1,249 @@
+"""Issue #5: `shim kubeconfig wrap|unwrap`, on real files, checked with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from apiserver import ApiServer
+from conftest import Shim, require_tool, shim_argv
+
+# The way `aws eks update-kubeconfig` writes a kubeconfig (awscli customizations/eks).
+UPDATE_KUBECONFIG = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: {ca}
+    server: {server}
+  name: arn:aws:eks:us-east-1:123456789012:cluster/demo
+contexts:
+- context:
+    cluster: arn:aws:eks:us-east-1:123456789012:cluster/demo
+    user: arn:aws:eks:us-east-1:123456789012:cluster/demo
+  name: arn:aws:eks:us-east-1:123456789012:cluster/demo
+current-context: arn:aws:eks:us-east-1:123456789012:cluster/demo
+kind: Config
+preferences: {{}}
+users:
+- name: arn:aws:eks:us-east-1:123456789012:cluster/demo
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      args:
+      - --region
+      - us-east-1
+      - eks
+      - get-token
+      - --cluster-name
+      - demo
+      - --output
+      - json
+      command: aws
+      env:
+      - name: AWS_PROFILE
+        value: dev
+"""
+OTHER_USERS = """\
+apiVersion: v1
+kind: Config
+contexts:
+- name: gke
+  context: {cluster: gke, user: gke-user}
+- name: staging
+  context: {cluster: staging, user: staging-user}
+users:
+# a comment the user wrote
+- name: gke-user
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: gke-gcloud-auth-plugin
+      provideClusterInfo: true
+- name: staging-user
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: aws-iam-authenticator
+      args: ["token", "-i", "staging"]
+      provideClusterInfo: false
+      interactiveMode: Never
+"""
+
+
+def kubeconfig_cmd(shim: Shim, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return shim.run("kubeconfig", *args)
+
+
+def exec_sections(kubectl: str, env: dict[str, str]) -> dict[str, object]:
+    """users[].user.exec as kubectl itself reads them (every file in $KUBECONFIG merged)."""
+    out = subprocess.run(
+        [kubectl, "config", "view", "--raw", "-o", "json"], env=env, capture_output=True, check=True
+    ).stdout
+    return {user["name"]: user["user"].get("exec") for user in json.loads(out)["users"]}
+
+
+@pytest.fixture
+def files(tmp_path: Path, shim: Shim) -> list[Path]:
+    eks, other = tmp_path / "eks.yaml", tmp_path / "other.yaml"
+    eks.write_text(UPDATE_KUBECONFIG.format(ca="LS0tLS1CRUdJTg==", server="https://eks.example"))
+    other.write_text(OTHER_USERS)
+    eks.chmod(0o600)
+    other.chmod(0o640)
+    shim.env["KUBECONFIG"] = f"{eks}{os.pathsep}{other}"
+    return [eks, other]
+
+
+@pytest.mark.real_kubectl
+def test_wrap_puts_the_shim_before_the_original_argv_and_unwrap_restores_it(
+    shim: Shim, files: list[Path]
+) -> None:
+    kubectl = require_tool("kubectl")
+    before = exec_sections(kubectl, shim.env)
+    result = kubeconfig_cmd(shim, "wrap")
+    assert result.returncode == 0, result.stderr
+    assert b"changed 2 users in 2 files" in result.stdout
+    after = exec_sections(kubectl, shim.env)
+    eks = after["arn:aws:eks:us-east-1:123456789012:cluster/demo"]
+    assert eks["command"] == shim_argv()[0]
+    assert os.path.isabs(eks["command"])
+    assert eks["args"] == [
+        "--",
+        "aws",
+        "--region",
+        "us-east-1",
+        "eks",
+        "get-token",  # type: ignore[index]
+        "--cluster-name",
+        "demo",
+        "--output",
+        "json",
+    ]
+    assert eks["provideClusterInfo"] is True  # type: ignore[index]
+    assert eks["env"] == [{"name": "AWS_PROFILE", "value": "dev"}]  # type: ignore[index]
+    assert after["staging-user"]["args"][:2] == ["--", "aws-iam-authenticator"]  # type: ignore[index]
+    assert after["staging-user"]["interactiveMode"] == "Never"  # type: ignore[index]
+    assert after["gke-user"] == before["gke-user"]  # not an EKS plugin: untouched
+    assert kubeconfig_cmd(shim, "unwrap").returncode == 0
+    assert exec_sections(kubectl, shim.env) == before
+
+
+def test_wrap_then_unwrap_gives_back_the_same_bytes(shim: Shim, files: list[Path]) -> None:
+    originals = [path.read_bytes() for path in files]
+    assert kubeconfig_cmd(shim, "wrap").returncode == 0
+    assert b"# a comment the user wrote" in files[1].read_bytes()
+    assert kubeconfig_cmd(shim, "unwrap").returncode == 0
+    assert [path.read_bytes() for path in files] == originals
+
+
+def test_wrap_twice_is_wrap_once(shim: Shim, files: list[Path]) -> None:
+    kubeconfig_cmd(shim, "wrap")
+    once = [path.read_bytes() for path in files]
+    again = kubeconfig_cmd(shim, "wrap")
+    assert again.returncode == 0
+    assert again.stdout.strip() == b"nothing to wrap"
+    assert [path.read_bytes() for path in files] == once
+
+
+def test_modes_are_kept_and_one_backup_holds_the_state_before_the_first_wrap(
+    shim: Shim, files: list[Path]
+) -> None:
+    originals = [path.read_bytes() for path in files]
+    kubeconfig_cmd(shim, "wrap")
+    assert [stat.S_IMODE(path.stat().st_mode) for path in files] == [0o600, 0o640]
+    backups = [path.with_name(path.name + ".eks-token-shim.bak") for path in files]
+    assert [backup.read_bytes() for backup in backups] == originals
+    assert [stat.S_IMODE(backup.stat().st_mode) for backup in backups] == [0o600, 0o640]
+    kubeconfig_cmd(shim, "unwrap")
+    files[0].write_text(files[0].read_text().replace("us-east-1", "eu-west-1"))
+    kubeconfig_cmd(shim, "wrap")
+    assert backups[0].read_bytes() == originals[0]  # still the state before the first wrap
+
+
+def test_dry_run_prints_and_writes_nothing(shim: Shim, files: list[Path]) -> None:
+    originals = [path.read_bytes() for path in files]
+    result = kubeconfig_cmd(shim, "wrap", "--dry-run")
+    assert result.returncode == 0
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"would wrap: {files[0]}: context arn:aws:eks:")
+    assert "aws --region us-east-1 eks get-token" in lines[0]
+    assert " -> " in lines[0]
+    assert lines[-1] == "would change 2 users in 2 files"
+    assert [path.read_bytes() for path in files] == originals
+    assert not list(files[0].parent.glob("*.bak"))
+
+
+def test_context_selects_one_user_in_the_file_that_defines_it(
+    shim: Shim, files: list[Path]
+) -> None:
+    result = kubeconfig_cmd(shim, "wrap", "--context", "staging")
+    assert result.returncode == 0
+    assert b"changed 1 user in 1 file" in result.stdout
+    assert b"shim" in files[1].read_bytes()
+    assert b"command: aws\n" in files[0].read_bytes()
+    named = kubeconfig_cmd(shim, "wrap", "--context", "gke")  # any exec plugin, when named
+    assert b"gke-gcloud-auth-plugin" in named.stdout
+    missing = kubeconfig_cmd(shim, "wrap", "--context", "nope")
+    assert missing.returncode == 1
+    assert b"context 'nope'" in missing.stderr
+
+
+def test_provide_cluster_info_is_restored_as_it_was(shim: Shim, files: list[Path]) -> None:
+    kubeconfig_cmd(shim, "wrap")
+    text = files[1].read_text()
+    assert text.count("provideClusterInfo: true") == 2
+    kubeconfig_cmd(shim, "unwrap")
+    assert "provideClusterInfo: false" in files[1].read_text()
+    assert "provideClusterInfo" not in files[0].read_text()
+
+
+@pytest.mark.parametrize("broken", ["users: [\n  - name: x\n", "{{{", "- just\n- a list\n"])
+def test_a_file_that_does_not_parse_is_left_untouched(
+    shim: Shim, files: list[Path], broken: str
+) -> None:
+    files[1].write_text(broken)
+    originals = [path.read_bytes() for path in files]
+    result = kubeconfig_cmd(shim, "wrap")
+    assert result.returncode == 1
+    assert str(files[1]).encode() in result.stderr
+    assert b"nothing was changed" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert [path.read_bytes() for path in files] == originals
+
+
+def test_explicit_kubeconfig_and_a_symlink(shim: Shim, files: list[Path], tmp_path: Path) -> None:
+    link = tmp_path / "config-link"
+    link.symlink_to(files[0])
+    assert kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(link)).returncode == 0
+    assert link.is_symlink()
+    assert b"eks-token-shim" in files[0].read_bytes()
+    assert b"eks-token-shim" not in files[1].read_bytes()
+
+
+@pytest.mark.real_kubectl
+def test_wrapped_kubectl_calls_the_backend_once(shim: Shim, tmp_path: Path) -> None:
+    import base64
+
+    kubectl = require_tool("kubectl")
+    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
+        config = tmp_path / "config"
+        config.write_text(
+            UPDATE_KUBECONFIG.format(ca=base64.b64encode(api.ca_pem).decode(), server=api.url)
+        )
+        env = dict(shim.env, KUBECONFIG=str(config))
+        assert shim.run("kubeconfig", "wrap", KUBECONFIG=str(config)).returncode == 0
+        for _ in range(3):
+            result = subprocess.run(
+                [kubectl, "get", "--raw", "/version"],
+                env=env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+    assert len(shim.calls()) == 1
+    assert shim.calls()[0]["profile"] == "dev"  # the kubeconfig's env reached the backend
