@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import sys
 
+from shim.client import note_served
+from shim.entry import AHEAD
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shim.store import KeyFiles
@@ -63,9 +66,13 @@ def start(argv: list[str], marker: str, log_path: str) -> bool:
     return True
 
 
-def refresh_ahead_if_due(argv: list[str], files: KeyFiles, now: float) -> None:
-    """Start a background refresh for the key of `files`, unless one started recently."""
-    if due(files.ahead, now):
+def after_serving(
+    argv: list[str], files: KeyFiles, asker: str | None, phase: str, now: float
+) -> None:
+    """What follows serving a cached entry, on either path: note who asked (for healing)
+    and, in the ahead stage, start a refresh unless one started recently."""
+    note_served(files.served, asker, now)
+    if phase == AHEAD and due(files.ahead, now):
         start(argv, files.ahead, files.log)
 
 

@@ -54,19 +54,23 @@ def decode_entry(data: bytes) -> Entry | None:
 
 
 # The life of a cached token (issue #4), from the newest to the oldest:
+MISSING = "missing"  # no usable entry at all
 FRESH = "fresh"  # served as is
 AHEAD = "ahead"  # served, and refreshed in the background
 REFRESH = "refresh"  # refreshed in the foreground; served if that fails (stale-if-error)
 EXPIRED = "expired"  # refreshed in the foreground; a failure reaches kubectl
+SERVABLE = (FRESH, AHEAD)
 
 
-def stage(entry: Entry, now: float, refresh_before: float, refresh_ahead: float) -> str:
-    """Where `entry` is in its life at `now`: FRESH, AHEAD, REFRESH or EXPIRED.
+def stage(entry: Entry | None, now: float, refresh_before: float, refresh_ahead: float) -> str:
+    """Where `entry` is in its life at `now`: MISSING, FRESH, AHEAD, REFRESH or EXPIRED.
 
     The refresh-ahead window is at most half the token's lifetime, so that a backend
     whose tokens live shorter than `refresh_ahead` does not start a refresh on every
     call right after a fetch (no refresh storm).
     """
+    if entry is None:
+        return MISSING
     if now >= entry.expiry:
         return EXPIRED
     if not is_fresh(entry.expiry, now, refresh_before):

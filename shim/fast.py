@@ -14,9 +14,9 @@ import os
 import sys
 import time
 
-from shim.background import refresh_ahead_if_due
-from shim.client import asked_again, client_identity, note_served
-from shim.entry import AHEAD, FRESH, stage
+from shim.background import after_serving
+from shim.client import asked_again, client_identity
+from shim.entry import SERVABLE, stage
 from shim.errors import UsageError
 from shim.execinfo import ENV_VAR, requested_api_version_fast
 from shim.keys import cache_key
@@ -46,8 +46,8 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     files = KeyFiles(request.cache_dir, cache_key(request.command, api_version, request.env))
     entry = read_entry(files.entry)
     now = time.time()
-    phase = stage(entry, now, request.refresh_before, request.refresh_ahead) if entry else None
-    if entry is None or phase not in (FRESH, AHEAD):
+    phase = stage(entry, now, request.refresh_before, request.refresh_ahead)
+    if entry is None or phase not in SERVABLE:
         return None
     asker = client_identity() if environ.get(ENV_VAR) else None
     if asker is not None and asked_again(read_private(files.served), asker, now):
@@ -56,9 +56,7 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         write_credential(entry.credential)
     except OSError:  # kubectl went away: nothing to tell anyone
         return 1
-    note_served(files.served, asker, now)
-    if phase == AHEAD:
-        refresh_ahead_if_due(list(argv), files, now)
+    after_serving(list(argv), files, asker, phase, now)
     return 0
 
 

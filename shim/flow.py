@@ -14,7 +14,7 @@ import time
 
 from shim import background, log, store
 from shim.client import asked_again, client_identity, note_served
-from shim.entry import AHEAD, FRESH, Entry, is_fresh, stage
+from shim.entry import FRESH, SERVABLE, Entry, is_fresh, stage
 from shim.errors import BackendError
 from shim.execinfo import ENV_VAR, cluster_info
 from shim.keys import cache_key
@@ -46,35 +46,18 @@ def get_credential(
         return fetch(request, api_version).output
     asker = client_identity() if environ.get(ENV_VAR) else None
     entry = None if force else store.read_entry(files.entry)
-    if entry is not None and stage(
-        entry, clock(), request.refresh_before, request.refresh_ahead
-    ) in (
-        FRESH,
-        AHEAD,
-    ):
-        if not rejected_by_server(entry, files, asker, environ, clock()):
-            log.debug(f"cache hit: {files.entry}")
-            return serve(entry, request, files, argv, asker, clock())
+    now = clock()
+    phase = stage(entry, now, request.refresh_before, request.refresh_ahead)
+    if entry is not None and phase in SERVABLE:
+        if not rejected_by_server(entry, files, asker, environ, now):
+            log.debug(f"cache hit ({phase}): {files.entry}")
+            background.after_serving(argv, files, asker, phase, now)
+            return entry.credential
         store.remove_entry(files)
         entry, force = None, True
     credential = fetch_under_lock(request, api_version, files, entry, force, clock)
     note_served(files.served, asker, clock())
     return credential
-
-
-def serve(
-    entry: Entry,
-    request: Request,
-    files: store.KeyFiles,
-    argv: list[str],
-    asker: str | None,
-    now: float,
-) -> bytes:
-    """Serve a cached entry: note who asked, and start a refresh ahead of time when due."""
-    note_served(files.served, asker, now)
-    if stage(entry, now, request.refresh_before, request.refresh_ahead) == AHEAD:
-        background.refresh_ahead_if_due(argv, files, now)
-    return entry.credential
 
 
 def fetch_under_lock(
@@ -93,10 +76,8 @@ def fetch_under_lock(
         if not force:
             # Whoever held the lock before us may have fetched it already (one backend run).
             stale = store.read_entry(files.entry) or stale
-            now = clock()
-            if stale is not None and stage(
-                stale, now, request.refresh_before, request.refresh_ahead
-            ) in (FRESH, AHEAD):
+            phase = stage(stale, clock(), request.refresh_before, request.refresh_ahead)
+            if stale is not None and phase in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential
         try:
