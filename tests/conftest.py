@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from shim.entry import Entry, decode_entry, encode_entry
+
 # Subprocess-heavy tests share two cores with hypothesis; its per-example deadline
 # would turn a slow moment into a failure that says nothing about the code.
 settings.register_profile("project", deadline=None)
 settings.load_profile("project")
-
-from shim.entry import Entry, decode_entry, encode_entry
 
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI") == "true"
