@@ -14,6 +14,7 @@ import os
 import sys
 
 from shim.errors import ShimError
+from shim.store import replace_file
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
 
 TYPE_CHECKING = False
@@ -108,23 +109,11 @@ def write_atomically(path: str, document: Any, backup: bool) -> None:
     mode = os.stat(target).st_mode & 0o7777
     if backup and not os.path.exists(target + BACKUP_SUFFIX):
         with open(target, "rb") as original:
-            _replace(target + BACKUP_SUFFIX, original.read(), mode)
+            replace_file(target + BACKUP_SUFFIX, original.read(), mode, durable=True)
     text = io.StringIO()
     _yaml().dump(document, text)
-    _replace(target, text.getvalue().encode("utf-8"), mode)
-
-
-def _replace(target: str, data: bytes, mode: int) -> None:
-    directory = os.path.dirname(target) or "."
-    temp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, mode)  # kubeconfigs hold secrets: never wider than they were
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, target)
+    # kubeconfigs hold secrets: the mode they had, never wider.
+    replace_file(target, text.getvalue().encode("utf-8"), mode, durable=True)
 
 
 def shim_command() -> str:

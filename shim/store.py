@@ -117,16 +117,26 @@ def ensure_cache_dir(cache_dir: str) -> None:
 
 def write_entry(path: str, entry: Entry) -> None:
     """Write `entry` to `path` atomically, as a 0600 file."""
+    replace_file(path, encode_entry(entry))
+
+
+def replace_file(path: str, data: bytes, mode: int = 0o600, durable: bool = False) -> None:
+    """Atomically replace `path` with `data`: a temp file in the same directory, then os.replace.
+
+    Readers see the old file or the new one, never half. `mode` is set whatever the
+    umask. `durable` adds an fsync, for files that cannot be fetched again (kubeconfig).
+    """
     directory, name = os.path.split(path)
     temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     fd = os.open(temp, flags, 0o600)
     try:
         if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask too
-        data = encode_entry(entry)
+            os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
         while data:
             data = data[os.write(fd, data) :]
+        if durable:
+            os.fsync(fd)
         os.close(fd)
         fd = -1
         os.replace(temp, path)
