@@ -60,6 +60,14 @@ SETTINGS = (
         "fetch a new token when fewer than SEC seconds of validity remain (default: 60)",
         env="EKS_SHIM_REFRESH_BEFORE",
     ),
+    Option(
+        ("--refresh-ahead",),
+        "refresh_ahead",
+        "SEC",
+        "with fewer than SEC seconds left, serve the cached token and refresh it in the "
+        "background (default: 300; 0: never)",
+        env="EKS_SHIM_REFRESH_AHEAD",
+    ),
     Option(("--timeout",), "timeout", "SEC", "kill the backend after SEC seconds (default: 60)"),
 )
 

@@ -80,9 +80,15 @@ class Shim:
         )
 
     def run(
-        self, *args: str, stdin: bytes = b"", timeout: float = 60, **env: str
+        self,
+        *args: str,
+        stdin: bytes = b"",
+        timeout: float = 60,
+        expect: int | None = 0,
+        **env: str,
     ) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
+        """Run the shim; fail the test unless it exits `expect` (None: any code)."""
+        result = subprocess.run(
             [*shim_argv(), *args],
             env={**self.env, **env},
             input=stdin,
@@ -90,6 +96,12 @@ class Shim:
             timeout=timeout,
             check=False,
         )
+        if expect is not None and result.returncode != expect:
+            pytest.fail(
+                f"shim {' '.join(args)} exited {result.returncode}, not {expect}:\n"
+                f"{result.stderr.decode(errors='replace')}"
+            )
+        return result
 
     def calls(self) -> list[dict[str, object]]:
         if not self.log.exists():

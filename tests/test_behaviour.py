@@ -153,8 +153,7 @@ def test_a_cached_credential_keeps_its_api_version(shim: Shim) -> None:
 def test_a_failed_or_invalid_backend_prints_nothing_and_caches_nothing(
     shim: Shim, mode: str, code: int, message: bytes
 ) -> None:
-    result = shim.run("-c", "demo", FAKE_MODE=mode)
-    assert result.returncode == code
+    result = shim.run("-c", "demo", FAKE_MODE=mode, expect=code)
     assert result.stdout == b""
     assert message in result.stderr
     assert b"aws eks get-token --cluster-name demo" in result.stderr  # names the command
@@ -165,8 +164,7 @@ def test_a_failed_or_invalid_backend_prints_nothing_and_caches_nothing(
 
 
 def test_a_missing_backend_is_a_clear_error(shim: Shim) -> None:
-    result = shim.run("--", "no-such-command-anywhere")
-    assert result.returncode == 127
+    result = shim.run("--", "no-such-command-anywhere", expect=127)
     assert result.stdout == b""
     assert b"no-such-command-anywhere: command not found" in result.stderr
 
@@ -326,8 +324,7 @@ def test_a_damaged_entry_is_a_miss_and_gets_replaced(shim: Shim, damage: str) ->
 
 # 8. Timeout.
 def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
-    result = shim.run("-c", "demo", "--timeout", "1", FAKE_MODE="sleep:60", timeout=30)
-    assert result.returncode == 124
+    result = shim.run("-c", "demo", "--timeout", "1", FAKE_MODE="sleep:60", timeout=30, expect=124)
     assert result.stdout == b""
     assert b"timed out after 1 s" in result.stderr
     assert shim.entries() == []
@@ -352,8 +349,7 @@ def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
 def test_usage_errors_exit_2_and_never_run_the_backend(
     shim: Shim, args: list[str], env: dict[str, str], message: bytes
 ) -> None:
-    result = shim.run(*args, **env)
-    assert result.returncode == 2
+    result = shim.run(*args, **env, expect=2)
     assert result.stdout == b""
     assert message in result.stderr
     assert shim.calls() == []

@@ -74,8 +74,8 @@ users:
 """
 
 
-def kubeconfig_cmd(shim: Shim, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return shim.run("kubeconfig", *args)
+def kubeconfig_cmd(shim: Shim, *args: str, expect: int = 0) -> subprocess.CompletedProcess[bytes]:
+    return shim.run("kubeconfig", *args, expect=expect)
 
 
 def exec_sections(kubectl: str, env: dict[str, str]) -> dict[str, object]:
@@ -187,8 +187,7 @@ def test_context_selects_one_user_in_the_file_that_defines_it(
     assert b"command: aws\n" in files[0].read_bytes()
     named = kubeconfig_cmd(shim, "wrap", "--context", "gke")  # any exec plugin, when named
     assert b"gke-gcloud-auth-plugin" in named.stdout
-    missing = kubeconfig_cmd(shim, "wrap", "--context", "nope")
-    assert missing.returncode == 1
+    missing = kubeconfig_cmd(shim, "wrap", "--context", "nope", expect=1)
     assert b"context 'nope'" in missing.stderr
 
 
@@ -207,8 +206,7 @@ def test_a_file_that_does_not_parse_is_left_untouched(
 ) -> None:
     files[1].write_text(broken)
     originals = [path.read_bytes() for path in files]
-    result = kubeconfig_cmd(shim, "wrap")
-    assert result.returncode == 1
+    result = kubeconfig_cmd(shim, "wrap", expect=1)
     assert str(files[1]).encode() in result.stderr
     assert b"nothing was changed" in result.stderr
     assert b"Traceback" not in result.stderr

@@ -107,10 +107,21 @@ def test_no_refresh_storm_when_tokens_live_shorter_than_the_ahead_window(shim: S
 def test_refresh_ahead_zero_disables_it(shim: Shim) -> None:
     shim.run("-c", "demo")
     age(shim, 600)
-    shim.run("-c", "demo", "--refresh-ahead", "0")
-    shim.run("-c", "demo", EKS_SHIM_REFRESH_AHEAD="0")
+    assert shim.run("-c", "demo", "--refresh-ahead", "0").returncode == 0
+    assert shim.run("-c", "demo", EKS_SHIM_REFRESH_AHEAD="0").returncode == 0
     assert not list(shim.cache_dir.glob("*.ahead"))
     assert len(shim.calls()) == 1
+
+
+def test_refresh_ahead_from_the_command_line_wins_over_the_environment(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)  # 240 s left
+    served = shim.run("-c", "demo", "--refresh-ahead", "200", EKS_SHIM_REFRESH_AHEAD="0")
+    assert served.returncode == 0
+    assert not list(shim.cache_dir.glob("*.ahead"))  # 240 s left is outside a 200 s window
+    shim.run("-c", "demo", "--refresh-ahead", "250", EKS_SHIM_REFRESH_AHEAD="0")
+    wait_for(lambda: len(shim.calls()) == 2, "the refresh")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
 
 
 def test_a_failing_background_refresh_keeps_the_entry_and_logs_quietly(shim: Shim) -> None:
@@ -178,8 +189,7 @@ def test_a_failed_refresh_serves_the_still_valid_token(
 def test_a_failed_refresh_of_an_expired_token_reaches_kubectl(shim: Shim) -> None:
     shim.run("-c", "demo")
     age(shim, 900)  # expired
-    result = shim.run("-c", "demo", FAKE_MODE="fail")
-    assert result.returncode == 3
+    result = shim.run("-c", "demo", FAKE_MODE="fail", expect=3)
     assert result.stdout == b""
 
 
