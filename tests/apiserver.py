@@ -51,6 +51,7 @@ class ApiServer:
         self.accept = accept
         self.reject_status = reject_status
         self.tokens: list[str] = []
+        self.agents: list[str] = []  # User-Agent of every request
         self.ca = trustme.CA()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -77,6 +78,7 @@ class ApiServer:
                 auth = self.headers.get("Authorization", "")
                 token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
                 server.tokens.append(token)
+                server.agents.append(self.headers.get("User-Agent", ""))
                 ok = bool(token) and server.accept(token)
                 body = (
                     VERSION

@@ -193,6 +193,27 @@ def test_a_failed_refresh_of_an_expired_token_reaches_kubectl(shim: Shim) -> Non
     assert result.stdout == b""
 
 
+@pytest.mark.real_kubectl
+def test_kubectl_gets_the_old_token_when_the_refresh_fails(shim: Shim, tmp_path: Path) -> None:
+    kubectl = require_tool("kubectl")
+    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
+        first = token_of(shim.run("-c", "demo").stdout)
+        age(shim, 800)  # 40 s left: the refresh is due, the token still valid
+        env = dict(shim.env, FAKE_MODE="fail")
+        result = subprocess.run(
+            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert b"serving the cached credential" in result.stderr  # kubectl shows plugin stderr
+    assert set(api.tokens) == {first}
+
+
 # 2. Heal a rejected token.
 def test_the_same_process_asking_again_for_a_rejected_token_heals_it(shim: Shim) -> None:
     rejected: set[str] = set()
@@ -270,3 +291,26 @@ def test_kubectl_heals_a_rejected_token(shim: Shim, tmp_path: Path) -> None:
         for _ in range(3):
             assert kubectl_version().returncode == 0
     assert len(shim.calls()) == runs == 2
+
+
+@pytest.mark.real_kubectl
+def test_healthy_kubectl_runs_never_verify(shim: Shim, tmp_path: Path) -> None:
+    # With cluster info on, the dispatcher's two asks per run must not look like a 401 retry.
+    kubectl = require_tool("kubectl")
+    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(
+            kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
+        )
+        for _ in range(5):
+            result = subprocess.run(
+                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+                env=shim.env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+    assert len(shim.calls()) == 1
+    assert api.agents
+    assert not [agent for agent in api.agents if agent == "eks-token-shim"]
