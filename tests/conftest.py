@@ -118,6 +118,14 @@ def shim(tmp_path: Path) -> Shim:
     return Shim(tmp_path)
 
 
+def kubectl_version(
+    kubectl: str, env: dict[str, str], config: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """`kubectl [--kubeconfig CONFIG] get --raw /version`; `timeout` is a hang guard."""
+    argv = [kubectl, *(["--kubeconfig", str(config)] if config else []), "get", "--raw", "/version"]
+    return subprocess.run(argv, env=env, capture_output=True, timeout=timeout, check=False)
+
+
 def token_of(output: bytes) -> str:
     """The token in an ExecCredential the shim printed."""
     return str(json.loads(output)["status"]["token"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer
-from conftest import Shim, require_tool, shim_argv
+from conftest import Shim, kubectl_version, require_tool, shim_argv
 
 # The way `aws eks update-kubeconfig` writes a kubeconfig (awscli customizations/eks).
 UPDATE_KUBECONFIG = """\
@@ -235,13 +235,7 @@ def test_wrapped_kubectl_calls_the_backend_once(shim: Shim, tmp_path: Path) -> N
         env = dict(shim.env, KUBECONFIG=str(config))
         assert shim.run("kubeconfig", "wrap", KUBECONFIG=str(config)).returncode == 0
         for _ in range(3):
-            result = subprocess.run(
-                [kubectl, "get", "--raw", "/version"],
-                env=env,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+            result = kubectl_version(kubectl, env)
             assert result.returncode == 0, result.stderr
     assert len(shim.calls()) == 1
     assert shim.calls()[0]["profile"] == "dev"  # the kubeconfig's env reached the backend

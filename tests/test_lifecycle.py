@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, kubeconfig
-from conftest import Shim, age, cached_token, require_tool, shim_argv, token_of
+from conftest import Shim, age, cached_token, kubectl_version, require_tool, shim_argv, token_of
 
 FLAG = b"--background-refresh"
 
@@ -153,13 +153,7 @@ def test_kubectl_does_not_wait_for_a_background_refresh(shim: Shim, tmp_path: Pa
         age(shim, 600)
         env = dict(shim.env, FAKE_MODE="sleep:60")
         # Were the pipes inherited by the refresh, kubectl would wait for its 60 s sleep.
-        result = subprocess.run(
-            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
-            env=env,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        result = kubectl_version(kubectl, env, config, timeout=30)
         assert result.returncode == 0, result.stderr
         assert background_children(shim)  # the refresh is still running, detached
     for pid in background_children(shim):
@@ -202,13 +196,7 @@ def test_kubectl_gets_the_old_token_when_the_refresh_fails(shim: Shim, tmp_path:
         first = token_of(shim.run("-c", "demo").stdout)
         age(shim, 800)  # 40 s left: the refresh is due, the token still valid
         env = dict(shim.env, FAKE_MODE="fail")
-        result = subprocess.run(
-            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
-            env=env,
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        result = kubectl_version(kubectl, env, config)
         assert result.returncode == 0, result.stderr
         assert b"serving the cached credential" in result.stderr  # kubectl shows plugin stderr
     assert set(api.tokens) == {first}
@@ -274,22 +262,12 @@ def test_kubectl_heals_a_rejected_token(shim: Shim, tmp_path: Path) -> None:
         config.write_text(
             kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
         )
-
-        def kubectl_version() -> subprocess.CompletedProcess[bytes]:
-            return subprocess.run(
-                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
-                env=shim.env,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-
-        kubectl_version()  # may fail: client-go does not retry the request after a 401
-        second = kubectl_version()
+        kubectl_version(kubectl, shim.env, config)  # may fail: no retry after a 401 (client-go)
+        second = kubectl_version(kubectl, shim.env, config)
         assert second.returncode == 0, second.stderr
         runs = len(shim.calls())
         for _ in range(3):
-            assert kubectl_version().returncode == 0
+            assert kubectl_version(kubectl, shim.env, config).returncode == 0
     assert len(shim.calls()) == runs == 2
 
 
@@ -303,13 +281,7 @@ def test_healthy_kubectl_runs_never_verify(shim: Shim, tmp_path: Path) -> None:
             kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
         )
         for _ in range(5):
-            result = subprocess.run(
-                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
-                env=shim.env,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+            result = kubectl_version(kubectl, shim.env, config)
             assert result.returncode == 0, result.stderr
     assert len(shim.calls()) == 1
     assert api.agents

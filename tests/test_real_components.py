@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, is_signed_eks_token, kubeconfig, write_aws_throwaway_credentials
-from conftest import require_tool, shim_argv, token_of
+from conftest import kubectl_version, require_tool, shim_argv, token_of
 
 
 def real_aws() -> str:
@@ -63,12 +63,7 @@ def test_kubectl_through_the_shim_calls_the_backend_once(
     with ApiServer() as api:
         config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
         for _ in range(5):
-            result = subprocess.run(
-                [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
-                env=aws_env,
-                capture_output=True,
-                timeout=60,
-            )
+            result = kubectl_version(kubectl, aws_env, config)
             assert result.returncode == 0, result.stderr.decode()
             assert b"v1.31.0-eks-stub" in result.stdout
     assert aws_runs(tmp_path) == 1
