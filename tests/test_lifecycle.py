@@ -13,6 +13,7 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +45,23 @@ def wait_for(condition: object, what: str, limit: float = 60) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"still waiting for {what}")
         time.sleep(0.05)
+
+
+def accepts_fake_tokens(token: str) -> bool:
+    return token.startswith("k8s-aws-v1.fake-")
+
+
+@pytest.fixture
+def stub_cluster(tmp_path: Path) -> Iterator[tuple[str, ApiServer, Path]]:
+    """Real kubectl, the API stub (accepting the fake backend's tokens), a kubeconfig
+    whose user runs the shim with cluster info on."""
+    kubectl = require_tool("kubectl")
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(
+            kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
+        )
+        yield kubectl, api, config
 
 
 def exec_info(api: ApiServer | None) -> str:
@@ -144,18 +162,17 @@ def test_a_failing_background_refresh_keeps_the_entry_and_logs_quietly(shim: Shi
 
 
 @pytest.mark.real_kubectl
-def test_kubectl_does_not_wait_for_a_background_refresh(shim: Shim, tmp_path: Path) -> None:
-    kubectl = require_tool("kubectl")
-    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
-        shim.run("-c", "demo")
-        age(shim, 600)
-        env = dict(shim.env, FAKE_MODE="sleep:60")
-        # Were the pipes inherited by the refresh, kubectl would wait for its 60 s sleep.
-        result = kubectl_version(kubectl, env, config, timeout=30)
-        assert result.returncode == 0, result.stderr
-        assert background_children(shim)  # the refresh is still running, detached
+def test_kubectl_does_not_wait_for_a_background_refresh(
+    shim: Shim, stub_cluster: tuple[str, ApiServer, Path]
+) -> None:
+    kubectl, _, config = stub_cluster
+    shim.run("-c", "demo")
+    age(shim, 600)
+    env = dict(shim.env, FAKE_MODE="sleep:60")
+    # Were the pipes inherited by the refresh, kubectl would wait for its 60 s sleep.
+    result = kubectl_version(kubectl, env, config, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert background_children(shim)  # the refresh is still running, detached
     for pid in background_children(shim):
         os.kill(pid, signal.SIGKILL)
     for call in shim.calls()[1:]:
@@ -188,17 +205,15 @@ def test_a_failed_refresh_of_an_expired_token_reaches_kubectl(shim: Shim) -> Non
 
 
 @pytest.mark.real_kubectl
-def test_kubectl_gets_the_old_token_when_the_refresh_fails(shim: Shim, tmp_path: Path) -> None:
-    kubectl = require_tool("kubectl")
-    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
-        first = token_of(shim.run("-c", "demo").stdout)
-        age(shim, 800)  # 40 s left: the refresh is due, the token still valid
-        env = dict(shim.env, FAKE_MODE="fail")
-        result = kubectl_version(kubectl, env, config)
-        assert result.returncode == 0, result.stderr
-        assert b"serving the cached credential" in result.stderr  # kubectl shows plugin stderr
+def test_kubectl_gets_the_old_token_when_the_refresh_fails(
+    shim: Shim, stub_cluster: tuple[str, ApiServer, Path]
+) -> None:
+    kubectl, api, config = stub_cluster
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 800)  # 40 s left: the refresh is due, the token still valid
+    result = kubectl_version(kubectl, dict(shim.env, FAKE_MODE="fail"), config)
+    assert result.returncode == 0, result.stderr
+    assert b"serving the cached credential" in result.stderr  # kubectl shows plugin stderr
     assert set(api.tokens) == {first}
 
 
@@ -272,17 +287,14 @@ def test_kubectl_heals_a_rejected_token(shim: Shim, tmp_path: Path) -> None:
 
 
 @pytest.mark.real_kubectl
-def test_healthy_kubectl_runs_never_verify(shim: Shim, tmp_path: Path) -> None:
+def test_healthy_kubectl_runs_never_verify(
+    shim: Shim, stub_cluster: tuple[str, ApiServer, Path]
+) -> None:
     # With cluster info on, the dispatcher's two asks per run must not look like a 401 retry.
-    kubectl = require_tool("kubectl")
-    with ApiServer(lambda token: token.startswith("k8s-aws-v1.fake-")) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(
-            kubeconfig(api, shim_argv()[0], ["-c", "demo"], provide_cluster_info=True)
-        )
-        for _ in range(5):
-            result = kubectl_version(kubectl, shim.env, config)
-            assert result.returncode == 0, result.stderr
+    kubectl, api, config = stub_cluster
+    for _ in range(5):
+        result = kubectl_version(kubectl, shim.env, config)
+        assert result.returncode == 0, result.stderr
     assert len(shim.calls()) == 1
     assert api.agents
     assert not [agent for agent in api.agents if agent == "eks-token-shim"]
