@@ -56,14 +56,22 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         write_credential(entry.credential)
     except OSError:  # kubectl went away: nothing to tell anyone
         return 1
-    after_serving(list(argv), files, asker, phase, now)
+    # The credential is out: bookkeeping must not turn it into a failure (and contextlib
+    # would cost the hot path milliseconds).
+    try:  # noqa: SIM105
+        after_serving(list(argv), files, asker, phase, now)
+    except Exception:  # noqa: S110
+        pass
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `shim` and `eks-get-token-use-cache` scripts."""
     args = sys.argv[1:] if argv is None else list(argv)
-    code = serve_hit(args, os.environ)
+    try:
+        code = serve_hit(args, os.environ)
+    except Exception:  # whatever went wrong before anything was printed: the full CLI decides
+        code = None
     if code is not None:
         return code
     from shim.cli import main as full_main
