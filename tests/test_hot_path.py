@@ -124,38 +124,27 @@ def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
     assert len(shim.calls()) == 1
 
 
-def test_a_fault_after_serving_does_not_fail_the_hit(
-    shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "after_serving",  # after printing: ignored, the hit stands
+        "read_entry",  # before printing: the full CLI decides, and serves the same entry
+    ],
+)
+def test_a_fault_on_the_hot_path_never_fails_the_call(
+    shim: Shim, broken: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from shim import fast
 
     miss = shim.run("-c", "demo")
     capfd.readouterr()
 
-    def broken(*args: object) -> None:
+    def fault(*args: object) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(fast, "after_serving", broken)
-    monkeypatch.setenv("HOME", shim.env["HOME"])
+    monkeypatch.setattr(fast, broken, fault)
+    for name in ("HOME", "PATH", "FAKE_LOG"):
+        monkeypatch.setenv(name, shim.env[name])
     assert fast.main(["-c", "demo"]) == 0
     assert capfd.readouterr().out.encode() == miss.stdout  # printed once, whole
-
-
-def test_a_fault_before_serving_falls_through_to_the_full_cli(
-    shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    from shim import fast
-
-    miss = shim.run("-c", "demo")
-    capfd.readouterr()
-
-    def broken(*args: object) -> None:
-        raise RuntimeError("injected")
-
-    monkeypatch.setattr(fast, "read_entry", broken)
-    monkeypatch.setenv("HOME", shim.env["HOME"])
-    monkeypatch.setenv("PATH", shim.env["PATH"])
-    monkeypatch.setenv("FAKE_LOG", shim.env["FAKE_LOG"])
-    assert fast.main(["-c", "demo"]) == 0
-    assert capfd.readouterr().out.encode() == miss.stdout  # the full CLI served the same entry
     assert len(shim.calls()) == 1
