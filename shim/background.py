@@ -70,10 +70,17 @@ def after_serving(
     argv: list[str], files: KeyFiles, asker: str | None, phase: str, now: float
 ) -> None:
     """What follows serving a cached entry, on either path: note who asked (for healing)
-    and, in the ahead stage, start a refresh unless one started recently."""
-    note_served(files.served, asker, now)
-    if phase == AHEAD and due(files.ahead, now):
-        start(argv, files.ahead, files.log)
+    and, in the ahead stage, start a refresh unless one started recently.
+
+    It never raises: the credential is already served, and bookkeeping must not turn
+    that into a failure (contextlib.suppress would cost the hot path milliseconds).
+    """
+    try:
+        note_served(files.served, asker, now)
+        if phase == AHEAD and due(files.ahead, now):
+            start(argv, files.ahead, files.log)
+    except Exception:  # noqa: S110
+        pass
 
 
 def bound_log() -> None:

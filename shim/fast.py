@@ -56,12 +56,7 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         write_credential(entry.credential)
     except OSError:  # kubectl went away: nothing to tell anyone
         return 1
-    # The credential is out: bookkeeping must not turn it into a failure (and contextlib
-    # would cost the hot path milliseconds).
-    try:  # noqa: SIM105
-        after_serving(list(argv), files, asker, phase, now)
-    except Exception:  # noqa: S110
-        pass
+    after_serving(list(argv), files, asker, phase, now)
     return 0
 
 

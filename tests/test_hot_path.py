@@ -127,14 +127,14 @@ def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
 @pytest.mark.parametrize(
     "broken",
     [
-        "after_serving",  # after printing: ignored, the hit stands
-        "read_entry",  # before printing: the full CLI decides, and serves the same entry
+        "background.note_served",  # after printing: ignored, the hit stands
+        "fast.read_entry",  # before printing: the full CLI decides, and serves the same entry
     ],
 )
 def test_a_fault_on_the_hot_path_never_fails_the_call(
     shim: Shim, broken: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from shim import fast
+    from shim import background, fast
 
     miss = shim.run("-c", "demo")
     capfd.readouterr()
@@ -142,7 +142,8 @@ def test_a_fault_on_the_hot_path_never_fails_the_call(
     def fault(*args: object) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(fast, broken, fault)
+    module, _, name = broken.partition(".")
+    monkeypatch.setattr({"fast": fast, "background": background}[module], name, fault)
     for name in ("HOME", "PATH", "FAKE_LOG"):
         monkeypatch.setenv(name, shim.env[name])
     assert fast.main(["-c", "demo"]) == 0
