@@ -26,14 +26,14 @@ BACKUP_SUFFIX = ".eks-token-shim.bak"
 
 
 def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
-    """--kubeconfig, else $KUBECONFIG's existing files (as kubectl merges), else ~/.kube/config."""
+    """--kubeconfig (which must exist), else the existing files of $KUBECONFIG (as kubectl
+    merges them), else ~/.kube/config if it exists."""
     if explicit:
         return [explicit]
     listed = [path for path in environ.get("KUBECONFIG", "").split(os.pathsep) if path]
-    if listed:
-        return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return [os.path.join(home, ".kube", "config")]
+    if not listed:
+        listed = [os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".kube", "config")]
+    return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
 
 
 def _yaml() -> Any:
@@ -141,7 +141,7 @@ def run(
 ) -> int:
     """Wrap or unwrap; print one line per changed user and a total."""
     paths = kubeconfig_files(explicit, environ)
-    documents = load_all([path for path in paths if os.path.exists(path) or explicit])
+    documents = load_all(paths)
     undo = action == "unwrap"
     command = "" if undo else shim_command()
     changes: dict[str, list[Change]] = {}
