@@ -3,7 +3,10 @@
 The child gets a new session and /dev/null for stdin and stdout, and the cache
 dir's background.log for stderr: kubectl waits until every holder of the plugin's
 stdout and stderr pipes has closed them, so a child that kept them would make
-kubectl hang (issue #4). Only `os` and `sys`: this runs on the hot path.
+kubectl hang (issue #4). The log is opened here, by the parent, with shim.files'
+care, and handed over as a descriptor: posix_spawn's vfork would make an open of a
+FIFO in the spawn actions block us where not even SIGKILL could end the wait
+(issue #8). Only `os` and `sys`: this runs on the hot path.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 
 from shim.client import note_served
 from shim.entry import AHEAD
+from shim.files import open_append, touch_private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,7 +25,6 @@ if TYPE_CHECKING:
 FLAG = "--background-refresh"  # the hidden option the child runs with
 RETRY_AFTER = 30.0  # seconds between two starts for one key, so a failing backend is not hammered
 LOG_LIMIT = 256 * 1024  # background.log is emptied when it grows past this
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # The child runs the full CLI directly. With -c, sys.path[0] is the current directory:
 # drop it, so that a `shim` directory wherever kubectl runs cannot be imported instead.
 _CHILD = (
@@ -45,24 +48,26 @@ def start(argv: list[str], marker: str, log_path: str) -> bool:
     if not hasattr(os, "posix_spawn"):  # pragma: no cover - Windows: refresh in the foreground
         return False
     try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o600)
-        os.close(fd)
-        os.utime(marker)
+        # No marker, no start: without it the 30 s guard could not hold back the next call.
+        touch_private(marker)
+    except OSError:
+        return False
+    try:
+        log_fd = open_append(log_path)
+    except OSError:
+        log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)  # a refresh, without a log
+    try:
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (
-                os.POSIX_SPAWN_OPEN,
-                2,
-                log_path,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW,
-                0o600,
-            ),
+            (os.POSIX_SPAWN_DUP2, log_fd, 2),
         ]
         child = [sys.executable, "-c", _CHILD, FLAG, *argv]
         os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
     except (OSError, NotImplementedError):
         return False
+    finally:
+        os.close(log_fd)
     return True
 
 

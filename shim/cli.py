@@ -13,10 +13,12 @@ import time
 
 from shim import __version__, log, store
 from shim.background import FLAG
-from shim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ShimError
+from shim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ShimError, Terminated
 from shim.execinfo import requested_api_version
 from shim.flow import get_credential, refresh_in_background
-from shim.options import SELECTION, SETTINGS, VALUE_OPTIONS, split_command
+from shim.meta import decode as decode_meta
+from shim.meta import printable
+from shim.options import REPEAT_SEPARATOR, SELECTION, SETTINGS, VALUE_OPTIONS, split_command
 from shim.output import write_credential
 from shim.selection import BACKENDS, Request, cache_dir_setting, has_selection, resolve
 
@@ -34,9 +36,8 @@ Print a kubectl exec credential (ExecCredential JSON) for an EKS cluster, cached
 until shortly before it expires. EKS mode builds the backend command from
 SELECTION (backends: {", ".join(BACKENDS)}); generic mode runs COMMAND verbatim."""
 EPILOG = """\
-environment: EKS_SHIM_BACKEND, EKS_SHIM_CACHE_DIR, EKS_SHIM_REFRESH_BEFORE,
-EKS_SHIM_REFRESH_AHEAD, EKS_SHIM_DEBUG=1 (as -v). Options on the command line win
-over the environment."""
+EKS_SHIM_DEBUG=1 works as -v. Options on the command line win over the environment;
+an empty variable counts as unset."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     for title, table in (("selection (EKS mode)", SELECTION), ("options", SETTINGS)):
         group = parser.add_argument_group(title)
         for option in table:
-            help_text = option.help + (f"; env {option.env}" if option.env else "")
+            notes = [f"env {option.env}"] if option.env else []
+            notes += [f"default: {option.default}"] if option.default else []
+            help_text = option.help + (f" ({'; '.join(notes)})" if notes else "")
             group.add_argument(
-                *option.flags, dest=option.dest, metavar=option.metavar, help=help_text
+                *option.flags,
+                dest=option.dest,
+                metavar=option.metavar,
+                help=help_text,
+                action="append" if option.repeatable else "store",
             )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="explain on stderr what happens"
@@ -96,6 +103,8 @@ def guarded(action: Callable[[], int], verbose: bool) -> int:
     except ShimError as error:
         log.error(error.message)
         return error.exit_code
+    except Terminated as signalled:
+        return signalled.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as error:
@@ -111,11 +120,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     """Parse the options and do what they ask."""
     options_argv, command = split_command(argv)
     parsed = build_parser().parse_args(options_argv)
-    values = {
-        option.dest: getattr(parsed, option.dest)
-        for option in VALUE_OPTIONS
-        if getattr(parsed, option.dest) is not None
-    }
+    values = option_values(parsed)
     if parsed.list:
         return list_entries(cache_dir_setting(values, environ))
     if parsed.purge and not has_selection(values, command):
@@ -130,17 +135,33 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
+def option_values(parsed: argparse.Namespace) -> dict[str, str]:
+    """The value options argparse found, in the form `shim.options.scan` gives them."""
+    values = {}
+    for option in VALUE_OPTIONS:
+        value = getattr(parsed, option.dest)
+        if value is not None:
+            values[option.dest] = REPEAT_SEPARATOR.join(value) if option.repeatable else value
+    return values
+
+
 def purge(request: Request | None, cache_dir: str) -> int:
     """Remove the selected entries (any apiVersion and environment), or all of them."""
+    left = 0
     if request is None:
-        removed = store.purge_all(cache_dir)
+        removed, left = store.purge_all(cache_dir)
     else:
         removed = 0
         for key, meta in _entries_with_meta(cache_dir):
             same_profile = request.profile is None or meta.get("profile") == request.profile
             if meta.get("command") == request.command and same_profile:
                 removed += store.remove_entry(store.KeyFiles(cache_dir, key))
-    print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {cache_dir}")
+    where = printable(cache_dir)
+    print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {where}")
+    if left:
+        log.warn(
+            f"left alone {left} file{'s' if left > 1 else ''} in {where} the shim did not write"
+        )
     return 0
 
 
@@ -152,15 +173,17 @@ def list_entries(cache_dir: str) -> int:
         if entry is None:
             rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-"))
             continue
-        meta = _decode_meta(entry.meta)
+        meta = decode_meta(entry.meta)
         command = meta.get("command")
-        what = meta.get("cluster") or (" ".join(command) if isinstance(command, list) else "?")
+        what = meta.get("cluster") or (
+            " ".join(str(arg) for arg in command) if isinstance(command, list) else "?"
+        )
         rows.append(
             (
-                str(what),
-                str(meta.get("profile") or "-"),
-                str(meta.get("region") or "-"),
-                str(meta.get("apiVersion") or "-").rpartition("/")[2],
+                printable(what),
+                printable(meta.get("profile") or "-"),
+                printable(meta.get("region") or "-"),
+                printable(meta.get("apiVersion") or "-").rpartition("/")[2],
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.expiry)),
                 f"{entry.expiry - now:.0f}s",
             )
@@ -172,16 +195,4 @@ def list_entries(cache_dir: str) -> int:
 
 
 def _entries_with_meta(cache_dir: str) -> list[tuple[str, dict[str, object]]]:
-    return [
-        (key, _decode_meta(entry.meta)) for key, entry in store.list_entries(cache_dir) if entry
-    ]
-
-
-def _decode_meta(meta: bytes) -> dict[str, object]:
-    import orjson
-
-    try:
-        decoded = orjson.loads(meta)
-    except orjson.JSONDecodeError:
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
+    return [(key, decode_meta(entry.meta)) for key, entry in store.list_entries(cache_dir) if entry]

@@ -35,7 +35,7 @@ def note_served(path: str, identity: str | None, now: float) -> None:
     """Note who was served, when kubectl is asking (`identity` is None otherwise)."""
     if identity is None:
         return
-    from shim.store import write_private
+    from shim.files import write_private
 
     try:  # noqa: SIM105 - contextlib would cost the hot path milliseconds
         write_private(path, served_record(identity, now))

@@ -6,10 +6,9 @@ Nothing reaches the cache or kubectl without passing here (issue #2).
 
 from __future__ import annotations
 
-import contextlib
-
 import orjson
-from dateutil.parser import isoparse
+
+from shim.timestamp import parse_timestamp
 
 API_GROUP = "client.authentication.k8s.io/"
 
@@ -25,17 +24,6 @@ class Credential:
         self.expiry = expiry
 
 
-def parse_timestamp(text: str) -> float:
-    """An RFC 3339 date-time with any offset and fraction, as Unix seconds; ValueError if not."""
-    # isoparse also takes a bare date or a time without offset: RFC 3339 does not.
-    if len(text) < 20 or text[10] not in "Tt ":
-        raise ValueError("not an RFC 3339 date-time")
-    instant = isoparse(text)
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError("no UTC offset")
-    return instant.timestamp()
-
-
 def _status_problems(status: object) -> tuple[list[str], float | None]:
     if not isinstance(status, dict):
         return ["status is missing or not an object"], None
@@ -49,11 +37,14 @@ def _status_problems(status: object) -> tuple[list[str], float | None]:
     expiry = None
     stamp = status.get("expirationTimestamp")
     if stamp is not None:
-        with contextlib.suppress(ValueError, OverflowError):
+        try:
             expiry = parse_timestamp(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            expiry = None
         if expiry is None:
             problems.append(
-                f"status.expirationTimestamp {_show(stamp)} is no RFC 3339 date-time with offset"
+                f"status.expirationTimestamp {_show(stamp)} is not a date-time kubectl accepts "
+                "(RFC 3339 as Go reads it: 2006-01-02T15:04:05Z or ...+07:00)"
             )
     return problems, expiry
 

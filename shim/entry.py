@@ -62,21 +62,31 @@ EXPIRED = "expired"  # refreshed in the foreground; a failure reaches kubectl
 SERVABLE = (FRESH, AHEAD)
 
 
-def stage(entry: Entry | None, now: float, refresh_before: float, refresh_ahead: float) -> str:
+def stage(
+    entry: Entry | None,
+    now: float,
+    refresh_before: float,
+    refresh_ahead: float,
+    max_age: float,
+) -> str:
     """Where `entry` is in its life at `now`: MISSING, FRESH, AHEAD, REFRESH or EXPIRED.
 
-    The refresh-ahead window is at most half the token's lifetime, so that a backend
+    An entry lives until its expiry, or until `max_age` seconds after it was fetched,
+    whichever comes first (a backend's far-future expiry is not trusted for years).
+    One fetched in the future (the clock was set back) is MISSING: its times mean nothing.
+    The refresh-ahead window is at most half the entry's lifetime, so that a backend
     whose tokens live shorter than `refresh_ahead` does not start a refresh on every
     call right after a fetch (no refresh storm).
     """
-    if entry is None:
+    if entry is None or entry.fetched_at > now:
         return MISSING
-    if now >= entry.expiry:
+    end = min(entry.expiry, entry.fetched_at + max_age)
+    if now >= end:
         return EXPIRED
-    if not is_fresh(entry.expiry, now, refresh_before):
+    if not is_fresh(end, now, refresh_before):
         return REFRESH
-    ahead = min(refresh_ahead, (entry.expiry - entry.fetched_at) / 2)
-    return AHEAD if ahead > 0 and not is_fresh(entry.expiry, now, ahead) else FRESH
+    ahead = min(refresh_ahead, (end - entry.fetched_at) / 2)
+    return AHEAD if ahead > 0 and not is_fresh(end, now, ahead) else FRESH
 
 
 def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:

@@ -31,3 +31,14 @@ class UsageError(ShimError):
 
 class BackendError(ShimError):
     """The backend failed, timed out, could not start or printed an invalid credential."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, SIGHUP or SIGINT arrived while a backend ran; its group has been ended.
+
+    A BaseException, as KeyboardInterrupt: no `except Exception` may swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum

@@ -36,16 +36,29 @@ def api_version_fast(raw: str) -> str | None:
     return value
 
 
-def api_version(raw: str) -> str:
-    """The apiVersion kubectl asked for, parsed as JSON; the default when there is none."""
+def _parsed(raw: str) -> object:
+    """KUBERNETES_EXEC_INFO as JSON; None when it is not JSON, or nested too deep to read."""
     import json
 
     try:
-        info = json.loads(raw)
-    except ValueError:
-        return DEFAULT_API_VERSION
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def api_version(raw: str) -> str:
+    """The apiVersion kubectl asked for, parsed as JSON; the default when there is none.
+
+    As `aws eks get-token` does, an unreadable value gets a warning and the default.
+    """
+    info = _parsed(raw)
     value = info.get("apiVersion") if isinstance(info, dict) else None
-    return value if isinstance(value, str) and value else DEFAULT_API_VERSION
+    if isinstance(value, str) and value:
+        return value
+    from shim import log
+
+    log.warn(f"{ENV_VAR} holds no readable apiVersion: answering with {DEFAULT_API_VERSION}")
+    return DEFAULT_API_VERSION
 
 
 def requested_api_version_fast(environ: Mapping[str, str]) -> str | None:
@@ -65,12 +78,7 @@ def requested_api_version(environ: Mapping[str, str]) -> str:
 
 def cluster_info(environ: Mapping[str, str]) -> dict[str, object] | None:
     """spec.cluster, which kubectl passes with `provideClusterInfo: true`; None without it."""
-    import json
-
-    try:
-        info = json.loads(environ.get(ENV_VAR) or "null")
-    except ValueError:
-        return None
+    info = _parsed(environ.get(ENV_VAR) or "null")
     spec = info.get("spec") if isinstance(info, dict) else None
     cluster = spec.get("cluster") if isinstance(spec, dict) else None
     return cluster if isinstance(cluster, dict) and cluster.get("server") else None

@@ -2,7 +2,7 @@
 than starting Python (issue #3).
 
 A hit imports only os, sys, time, stat and the builtin sha256: no argparse, json,
-orjson, dateutil, portalocker, pathlib, subprocess or tempfile (tests/test_hot_path.py
+orjson, json, portalocker, pathlib, subprocess or tempfile (tests/test_hot_path.py
 guards this). It resolves the request and derives the key with the same functions
 as the full CLI; anything it is not sure of (flags, odd spellings, a miss) goes to
 `shim.cli.main`, which decides.
@@ -19,11 +19,12 @@ from shim.client import asked_again, client_identity
 from shim.entry import SERVABLE, stage
 from shim.errors import UsageError
 from shim.execinfo import ENV_VAR, requested_api_version_fast
+from shim.files import read_private
 from shim.keys import cache_key
 from shim.options import scan, split_command
 from shim.output import write_credential
 from shim.selection import resolve
-from shim.store import KeyFiles, cache_dir_problem, read_entry, read_private
+from shim.store import KeyFiles, cache_dir_problem, read_entry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,10 +44,11 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     api_version = requested_api_version_fast(environ)
     if api_version is None or cache_dir_problem(request.cache_dir):
         return None
-    files = KeyFiles(request.cache_dir, cache_key(request.command, api_version, request.env))
+    key = cache_key(request.command, api_version, request.env, request.key_env)
+    files = KeyFiles(request.cache_dir, key)
     entry = read_entry(files.entry)
     now = time.time()
-    phase = stage(entry, now, request.refresh_before, request.refresh_ahead)
+    phase = stage(entry, now, request.refresh_before, request.refresh_ahead, request.max_age)
     if entry is None or phase not in SERVABLE:
         return None
     asker = client_identity() if environ.get(ENV_VAR) else None

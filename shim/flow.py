@@ -1,10 +1,15 @@
-"""The credential-plugin flow, top to bottom (issues #2 and #4).
+"""The credential-plugin flow, top to bottom (issues #2, #4 and #8).
 
 A cached entry goes through four stages (shim.entry.stage): fresh, served as is;
 ahead, served while a detached process refreshes it; refresh, fetched in the
 foreground and served anyway if that fails (stale-if-error); expired, fetched,
 and a failure reaches kubectl. A fresh entry that the same kubectl process asks
 for again right after we served it is checked with the API server first (heal).
+
+`--timeout` is one deadline for the whole call: lock wait, backend and token check.
+A cache that cannot be used (read-only, full, not ours, a lock that cannot be
+opened) costs a warning, never the credential: only the backend's own failure or
+invalid output is an error.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ import time
 
 from shim import background, log, store
 from shim.client import asked_again, client_identity, note_served
-from shim.entry import FRESH, SERVABLE, Entry, is_fresh, stage
+from shim.entry import FRESH, REFRESH, SERVABLE, Entry, is_fresh, stage
 from shim.errors import BackendError
 from shim.execinfo import ENV_VAR, cluster_info
+from shim.files import read_private
 from shim.keys import cache_key
 from shim.lock import KeyLock
-from shim.process import describe, finish, start
+from shim.process import describe, start
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +34,28 @@ if TYPE_CHECKING:
 
     from shim.credential import Credential
     from shim.selection import Request
+
+
+class Deadline:
+    """The monotonic time by which a call must be done (--timeout, from the call's start)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+def key_files(request: Request, api_version: str) -> store.KeyFiles:
+    """The cache files of `request` answered with `api_version`."""
+    key = cache_key(request.command, api_version, request.env, request.key_env)
+    return store.KeyFiles(request.cache_dir, key)
+
+
+def entry_stage(entry: Entry | None, now: float, request: Request) -> str:
+    """shim.entry.stage with the request's settings."""
+    return stage(entry, now, request.refresh_before, request.refresh_ahead, request.max_age)
 
 
 def get_credential(
@@ -39,65 +67,86 @@ def get_credential(
     environ: Mapping[str, str] = os.environ,
 ) -> bytes:
     """The credential to print: a servable cached one, else a newly fetched and validated one."""
-    files = store.KeyFiles(request.cache_dir, cache_key(request.command, api_version, request.env))
+    deadline = Deadline(request.timeout)
+    files = key_files(request, api_version)
     problem = store.cache_dir_problem(request.cache_dir)
     if problem is not None:
         log.warn(f"{problem}: working without a cache")
-        return fetch(request, api_version).output
+        return fetch(request, api_version, deadline).output
     asker = client_identity() if environ.get(ENV_VAR) else None
     entry = None if force else store.read_entry(files.entry)
     now = clock()
-    phase = stage(entry, now, request.refresh_before, request.refresh_ahead)
+    phase = entry_stage(entry, now, request)
     if entry is not None and phase in SERVABLE:
-        if not rejected_by_server(entry, files, asker, environ, now):
+        if not rejected_by_server(entry, files, asker, environ, now, deadline):
             log.debug(f"cache hit ({phase}): {files.entry}")
             background.after_serving(argv, files, asker, phase, now)
             return entry.credential
         store.remove_entry(files)
         entry, force = None, True
-    credential = fetch_under_lock(request, api_version, files, entry, force, clock)
+    credential = fetch_and_cache(request, api_version, files, entry, force, clock, deadline)
     note_served(files.served, asker, clock())
     return credential
 
 
-def fetch_under_lock(
+def fetch_and_cache(
     request: Request,
     api_version: str,
     files: store.KeyFiles,
     stale: Entry | None,
     force: bool,
     clock: Callable[[], float],
+    deadline: Deadline,
 ) -> bytes:
-    """Fetch with the key's lock held; serve a still-valid entry when the backend fails."""
-    store.ensure_cache_dir(request.cache_dir)
-    with KeyLock(files.lock, request.timeout) as held:
-        if not held:
-            log.warn(f"another shim held {files.lock} for {request.timeout:g} s: fetching anyway")
+    """Fetch with the key's lock held where it can be; serve a still-valid entry when the
+    backend fails (stale-if-error); cache what was fetched where the cache can be written."""
+    try:
+        store.ensure_cache_dir(request.cache_dir)
+    except OSError as error:
+        log.warn(f"cannot create {request.cache_dir}: {error.strerror}: working without a cache")
+        return fetch(request, api_version, deadline).output
+    # Half the time left at most for another process's fetch: then the backend gets the rest.
+    lock = KeyLock(files.lock, deadline.left() / 2)
+    try:
+        held = lock.__enter__()
+    except OSError as error:
+        log.warn(f"cannot lock {files.lock}: {error.strerror or error}: fetching without the lock")
+        held = None
+    try:
+        if held is False:
+            log.warn(f"another shim held {files.lock} for {lock.timeout:.3g} s: fetching anyway")
         if not force:
             # Whoever held the lock before us may have fetched it already (one backend run).
             stale = store.read_entry(files.entry) or stale
-            phase = stage(stale, clock(), request.refresh_before, request.refresh_ahead)
-            if stale is not None and phase in SERVABLE:
+            if stale is not None and entry_stage(stale, clock(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential
         try:
-            credential = fetch(request, api_version)
+            credential = fetch(request, api_version, deadline)
         except BackendError as error:
-            left = stale.expiry - clock() if stale is not None else 0
-            if stale is None or left <= 0:
+            if stale is None or entry_stage(stale, clock(), request) != REFRESH:
                 raise
             # Stale-if-error: the token has not expired yet, only its refresh is due.
+            left = stale.expiry - clock()
             log.warn(f"{error.message}: serving the cached credential, valid for {left:.0f} s more")
             return stale.credential
         save_if_cacheable(files.entry, request, credential, clock())
-    return credential.output
+        return credential.output
+    finally:
+        if held is not None:
+            lock.__exit__(None, None, None)
 
 
 def rejected_by_server(
-    entry: Entry, files: store.KeyFiles, asker: str | None, environ: Mapping[str, str], now: float
+    entry: Entry,
+    files: store.KeyFiles,
+    asker: str | None,
+    environ: Mapping[str, str],
+    now: float,
+    deadline: Deadline,
 ) -> bool:
     """Heal: when the same kubectl process asks again, whether the server now answers 401."""
-    if asker is None or not asked_again(store.read_private(files.served), asker, now):
+    if asker is None or not asked_again(read_private(files.served), asker, now):
         return False
     cluster = cluster_info(environ)
     if cluster is None:
@@ -106,7 +155,8 @@ def rejected_by_server(
     token = _token_of(entry.credential)
     from shim import verify
 
-    if token is None or not verify.rejected(cluster, token):
+    check = min(verify.TIMEOUT, deadline.left())
+    if token is None or not verify.rejected(cluster, token, check):
         log.debug("asked again by the same process; the server still accepts the cached token")
         return False
     log.warn("the API server rejected the cached token (401): fetching a new one")
@@ -119,34 +169,40 @@ def refresh_in_background(
     """The detached child of a refresh ahead: refresh the entry once, unless it is done already."""
     background.bound_log()
     log.set_timestamps(True)
-    files = store.KeyFiles(request.cache_dir, cache_key(request.command, api_version, request.env))
+    deadline = Deadline(request.timeout)
+    files = key_files(request, api_version)
     if store.cache_dir_problem(request.cache_dir) is not None:
         return 0
-    with KeyLock(files.lock, 0) as held:
-        entry = store.read_entry(files.entry)
-        if not held or entry is None:
-            return 0  # a fetch is running, or the entry went away: nothing to get ahead of
-        if stage(entry, clock(), request.refresh_before, request.refresh_ahead) == FRESH:
-            return 0  # another process refreshed it
-        try:
-            credential = fetch(request, api_version)
-        except BackendError as error:
-            log.error(f"background refresh: {error.message}; the cached entry stays")
-            return error.exit_code
-        save_if_cacheable(files.entry, request, credential, clock())
+    try:
+        with KeyLock(files.lock, 0) as held:
+            entry = store.read_entry(files.entry)
+            if not held or entry is None:
+                return 0  # a fetch is running, or the entry went away: nothing to get ahead of
+            if entry_stage(entry, clock(), request) == FRESH:
+                return 0  # another process refreshed it
+            try:
+                credential = fetch(request, api_version, deadline)
+            except BackendError as error:
+                log.error(f"background refresh: {error.message}; the cached entry stays")
+                return error.exit_code
+            save_if_cacheable(files.entry, request, credential, clock())
+    except OSError as error:
+        log.error(f"background refresh: cannot lock {files.lock}: {error.strerror or error}")
+        return 0
     log.debug(f"background refresh of {describe(request.command)} done")
     return 0
 
 
-def fetch(request: Request, api_version: str) -> Credential:
+def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     """Run the backend and validate what it printed; BackendError when it is not a credential."""
     if log.is_verbose():
         log.debug(f"running {describe(request.command)}")
-    process = start(request.command, request.env)
-    # Imported while the backend runs: orjson and dateutil cost tens of ms (issue #3).
-    from shim.credential import validate
+    with start(request.command, request.env) as backend:
+        # Imported while the backend runs: orjson costs tens of ms (issue #3).
+        from shim.credential import validate
 
-    result = validate(finish(process, request.timeout), api_version)
+        output = backend.finish(deadline.at, deadline.seconds)
+    result = validate(output, api_version)
     if isinstance(result, list):
         problems = "; ".join(result)
         raise BackendError(f"{describe(request.command)} printed no valid credential: {problems}")
@@ -154,25 +210,36 @@ def fetch(request: Request, api_version: str) -> Credential:
 
 
 def save_if_cacheable(path: str, request: Request, credential: Credential, now: float) -> None:
-    """Cache `credential` unless it has no expiry or is due for refresh; never fail for it."""
+    """Cache `credential` unless it has no expiry or is due for refresh; never fail for it:
+    the credential is valid, and kubectl gets it whatever happens to the cache (issue #8)."""
     if credential.expiry is None:
         log.warn(f"{describe(request.command)} gave no expirationTimestamp: printed, not cached")
         return
-    if not is_fresh(credential.expiry, now, request.refresh_before):
+    end = min(credential.expiry, now + request.max_age)
+    if not is_fresh(end, now, request.refresh_before):
         left = credential.expiry - now
         state = f"expires in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
         log.warn(
             f"the credential from {describe(request.command)} {state} (refresh-before is "
-            f"{request.refresh_before:g} s): printed, not cached"
+            f"{request.refresh_before:g} s, max-age {request.max_age:g} s): printed, not cached"
         )
         return
-    entry = Entry(int(credential.expiry), int(now), _meta(request, credential), credential.output)
     try:
+        from shim import meta
+
+        record = meta.encode(request, credential.api_version)
+        entry = Entry(int(credential.expiry), int(now), record, credential.output)
+        if not store.fits(entry):
+            log.warn(f"the credential is too large to cache ({len(credential.output)} bytes)")
+            return
         store.write_entry(path, entry)
     except OSError as error:
         log.warn(f"could not write the cache entry {path}: {error.strerror}: printed, not cached")
         return
-    log.debug(f"cached until {credential.expiry - request.refresh_before:.0f}: {path}")
+    except Exception as error:  # a bookkeeping bug must not cost kubectl a valid credential
+        log.warn(f"could not cache the credential ({type(error).__name__}): printed, not cached")
+        return
+    log.debug(f"cached until {end - request.refresh_before:.0f}: {path}")
 
 
 def _token_of(credential: bytes) -> str | None:
@@ -183,29 +250,3 @@ def _token_of(credential: bytes) -> str | None:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     return token if isinstance(token, str) and token else None
-
-
-def _meta(request: Request, credential: Credential) -> bytes:
-    import orjson
-
-    return orjson.dumps(
-        {
-            "cluster": request.cluster or cluster_in_command(request.command),
-            "command": request.command,
-            "profile": request.profile,
-            "region": request.region,
-            "apiVersion": credential.api_version,
-        }
-    )
-
-
-def cluster_in_command(argv: list[str]) -> str | None:
-    """The cluster an `aws eks get-token` or `aws-iam-authenticator token` argv names, if any."""
-    for flag in ("--cluster-name", "--cluster-id", "-i"):
-        for at, arg in enumerate(argv[:-1]):
-            if arg == flag:
-                return argv[at + 1]
-        for arg in argv:
-            if arg.startswith(flag + "="):
-                return arg[len(flag) + 1 :]
-    return None

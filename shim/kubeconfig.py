@@ -14,7 +14,7 @@ import os
 import sys
 
 from shim.errors import ShimError
-from shim.store import replace_file
+from shim.files import replace_file
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
 
 TYPE_CHECKING = False

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import time
 
+from shim.files import make_0600, open_regular
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Callable
 
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _FIRST_POLL = 0.001
 _LAST_POLL = 0.05
 
@@ -65,17 +66,19 @@ DEFAULT_IMPLEMENTATION = "flock" if os.name == "posix" else "portalocker"
 
 
 def _open(path: str) -> IO[Any]:
-    def opener(name: str, flags: int) -> int:
-        fd = os.open(name, flags | _NOFOLLOW, 0o600)
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # the umask filters O_CREAT's mode: 0277 would make it unwritable
-        return fd
-
-    return open(path, "a+b", buffering=0, opener=opener)  # held until release
+    """The lock file, opened as shim.files opens everything in the cache directory: a FIFO,
+    symlink or directory there is an OSError, never a hang (issue #8)."""
+    fd, st = open_regular(path, os.O_RDWR | os.O_CREAT)
+    make_0600(fd, st)
+    return os.fdopen(fd, "r+b", buffering=0)  # held until release
 
 
 class KeyLock:
-    """`with KeyLock(path, timeout) as held:` held is False when `timeout` ran out first."""
+    """`with KeyLock(path, timeout) as held:` held is False when `timeout` ran out first.
+
+    Entering raises OSError when the lock file cannot be opened (a read-only or full
+    file system, something else than a file at its path): the caller decides.
+    """
 
     def __init__(self, path: str, timeout: float, implementation: str = DEFAULT_IMPLEMENTATION):
         self.path = path

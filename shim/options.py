@@ -1,7 +1,9 @@
 """The command-line options, in one table that both parsers read.
 
-`cli` builds its argparse parser from this table; the hot path (`fast`) reads a
-plain credential request with `scan`, which needs no argparse (issue #3). `scan`
+Each option's flags, environment variable, default and help live here, and
+nowhere else: `cli` builds its argparse parser from this table, `selection` reads
+defaults and variables from it, and the hot path (`fast`) reads a plain
+credential request with `scan`, which needs no argparse (issue #3). `scan`
 answers None whenever it is not sure, and the full CLI then decides, so the two
 parsers can never disagree about a request the hot path serves.
 """
@@ -10,22 +12,34 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+# Values of a repeatable option, joined: no argument or variable can hold a NUL.
+REPEAT_SEPARATOR = "\0"
 
 
 class Option:
     """One option that takes a value."""
 
-    __slots__ = ("dest", "env", "flags", "help", "metavar")
+    __slots__ = ("default", "dest", "env", "flags", "help", "metavar", "repeatable")
 
     def __init__(
-        self, flags: tuple[str, ...], dest: str, metavar: str, help: str, env: str = ""
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        metavar: str,
+        help: str,
+        env: str = "",
+        default: str = "",
+        repeatable: bool = False,
     ) -> None:
         self.flags = flags
         self.dest = dest
         self.metavar = metavar
         self.help = help
         self.env = env
+        self.default = default
+        self.repeatable = repeatable
 
 
 # Selection: which EKS credential to get. With `-- COMMAND` none of them may be given.
@@ -40,8 +54,9 @@ SELECTION = (
         ("-b", "--backend"),
         "backend",
         "{aws,aws-iam-authenticator}",
-        "which command makes the token (default: aws)",
+        "which command makes the token",
         env="EKS_SHIM_BACKEND",
+        default="aws",
     ),
 )
 
@@ -50,28 +65,53 @@ SETTINGS = (
         ("--cache-dir",),
         "cache_dir",
         "DIR",
-        "where entries live (default: ~/.kube/cache/eks-token-shim)",
+        "where entries live",
         env="EKS_SHIM_CACHE_DIR",
+        default="~/.kube/cache/eks-token-shim",
     ),
     Option(
         ("--refresh-before",),
         "refresh_before",
         "SEC",
-        "fetch a new token when fewer than SEC seconds of validity remain (default: 60)",
+        "fetch a new token when fewer than SEC seconds of validity remain",
         env="EKS_SHIM_REFRESH_BEFORE",
+        default="60",
     ),
     Option(
         ("--refresh-ahead",),
         "refresh_ahead",
         "SEC",
         "with fewer than SEC seconds left, serve the cached token and refresh it in the "
-        "background (default: 300; 0: never)",
+        "background (0: never)",
         env="EKS_SHIM_REFRESH_AHEAD",
+        default="300",
     ),
-    Option(("--timeout",), "timeout", "SEC", "kill the backend after SEC seconds (default: 60)"),
+    Option(
+        ("--max-age",),
+        "max_age",
+        "SEC",
+        "never serve an entry longer than SEC seconds after it was fetched, whatever its expiry",
+        env="EKS_SHIM_MAX_AGE",
+        default="3600",
+    ),
+    Option(
+        ("--timeout",),
+        "timeout",
+        "SEC",
+        "the whole call's deadline: lock wait, backend, token check",
+        default="60",
+    ),
+    Option(
+        ("--key-env",),
+        "key_env",
+        "NAME",
+        "also key the cache on this environment variable (repeatable)",
+        repeatable=True,
+    ),
 )
 
 VALUE_OPTIONS = SELECTION + SETTINGS
+BY_DEST = {option.dest: option for option in VALUE_OPTIONS}
 _DEST_BY_FLAG = {flag: option.dest for option in VALUE_OPTIONS for flag in option.flags}
 
 
@@ -81,6 +121,21 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
         return list(argv), None
     at = list(argv).index("--")
     return list(argv[:at]), list(argv[at + 1 :])
+
+
+def setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> str:
+    """An option's text: the command line, else its variable (when set and not empty), else
+    its default."""
+    option = BY_DEST[dest]
+    if dest in values:
+        return values[dest]
+    return (environ.get(option.env) if option.env else None) or option.default
+
+
+def repeated(values: Mapping[str, str], dest: str) -> list[str]:
+    """Every value a repeatable option was given, in order."""
+    text = values.get(dest)
+    return text.split(REPEAT_SEPARATOR) if text else []
 
 
 def scan(options_argv: Sequence[str]) -> dict[str, str] | None:
@@ -98,5 +153,7 @@ def scan(options_argv: Sequence[str]) -> dict[str, str] | None:
         dest = _DEST_BY_FLAG.get(name)
         if dest is None or not value or value.startswith("-"):
             return None
-        values[dest] = value  # as argparse: the last one wins
+        if dest in values and BY_DEST[dest].repeatable:
+            value = values[dest] + REPEAT_SEPARATOR + value
+        values[dest] = value  # as argparse: the last one wins, or all with append
     return values

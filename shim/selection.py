@@ -9,13 +9,16 @@ from __future__ import annotations
 import os.path
 
 from shim.errors import UsageError
+from shim.options import repeated, setting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 BACKENDS = ("aws", "aws-iam-authenticator")
-DEFAULT_CACHE_DIR = "~/.kube/cache/eks-token-shim"
+# poll(2) takes an int of milliseconds: a day is far beyond any backend, and far below that.
+MAX_TIMEOUT = 86400.0
+MAX_SECONDS = 366 * 86400.0  # refresh windows and ages: a year covers any token
 
 
 class Request:
@@ -26,6 +29,8 @@ class Request:
         "cluster",
         "command",
         "env",
+        "key_env",
+        "max_age",
         "profile",
         "refresh_ahead",
         "refresh_before",
@@ -41,6 +46,8 @@ class Request:
         refresh_before: float,
         refresh_ahead: float,
         timeout: float,
+        max_age: float = 3600.0,
+        key_env: tuple[str, ...] = (),
         cluster: str | None = None,
         profile: str | None = None,
         region: str | None = None,
@@ -51,6 +58,8 @@ class Request:
         self.refresh_before = refresh_before
         self.refresh_ahead = refresh_ahead
         self.timeout = timeout
+        self.max_age = max_age
+        self.key_env = key_env
         self.cluster = cluster
         self.profile = profile
         self.region = region
@@ -61,27 +70,32 @@ def eks_command(backend: str, cluster: str, region: str | None, role_arn: str | 
     if backend == "aws":
         argv = ["aws"] + (["--region", region] if region else [])
         argv += ["eks", "get-token", "--cluster-name", cluster]
-        return argv + (["--role-arn", role_arn] if role_arn else [])
+        argv += ["--role-arn", role_arn] if role_arn else []
+        # A config's `output = text` or `table` applies to get-token too (aws-cli #7719):
+        # `aws eks update-kubeconfig` writes this flag for the same reason.
+        return [*argv, "--output", "json"]
     argv = ["aws-iam-authenticator", "token", "-i", cluster]
     argv += ["-r", role_arn] if role_arn else []
     return argv + (["--region", region] if region else [])
 
 
-def parse_seconds(text: str, what: str, allow_zero: bool) -> float:
-    """A non-negative (or positive) finite number of seconds, or a UsageError naming `what`."""
+def parse_seconds(text: str, what: str, allow_zero: bool, maximum: float = MAX_SECONDS) -> float:
+    """A non-negative (or positive) number of seconds up to `maximum`, or a UsageError."""
     try:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"{what} takes a number of seconds, not {text!r}") from None
-    if not (seconds >= 0 if allow_zero else seconds > 0) or seconds == float("inf"):
-        bound = "zero or more" if allow_zero else "more than zero"
-        raise UsageError(f"{what} takes {bound} seconds, not {text!r}")
+    if not (seconds >= 0 if allow_zero else seconds > 0) or not seconds <= maximum:
+        bound = "zero" if allow_zero else "more than zero"
+        raise UsageError(f"{what} takes {bound} to {maximum:g} seconds, not {text!r}")
     return seconds
 
 
 def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> str:
     """The cache directory: --cache-dir, else EKS_SHIM_CACHE_DIR, else the default; absolute."""
-    cache_dir = values.get("cache_dir") or environ.get("EKS_SHIM_CACHE_DIR") or DEFAULT_CACHE_DIR
+    cache_dir = setting(values, environ, "cache_dir")
+    if not cache_dir:
+        raise UsageError("--cache-dir takes a directory, not an empty string")
     home = environ.get("HOME")
     if home and (cache_dir == "~" or cache_dir.startswith("~/")):
         cache_dir = home + cache_dir[1:]  # the given environment's HOME, as the shell would
@@ -94,21 +108,19 @@ def has_selection(values: Mapping[str, str], command: list[str] | None) -> bool:
 
 
 def _seconds_setting(
-    values: Mapping[str, str], environ: Mapping[str, str], dest: str, default: str
+    values: Mapping[str, str], environ: Mapping[str, str], dest: str, maximum: float = MAX_SECONDS
 ) -> float:
-    """A number of seconds: the option, else its EKS_SHIM_* variable, else `default`."""
+    """A number of seconds: the option, else its EKS_SHIM_* variable, else its default."""
     flag, variable = "--" + dest.replace("_", "-"), "EKS_SHIM_" + dest.upper()
-    text = values.get(dest) or environ.get(variable) or default
-    return parse_seconds(text, f"{flag} ({variable})", allow_zero=True)
+    what = f"{flag} ({variable})" if dest != "timeout" else flag
+    text = setting(values, environ, dest)
+    return parse_seconds(text, what, allow_zero=dest != "timeout", maximum=maximum)
 
 
 def _backend_command(
     values: Mapping[str, str], command: list[str] | None, environ: Mapping[str, str]
 ) -> list[str]:
     """The argv to run: COMMAND verbatim in generic mode, else the one the backend takes."""
-    backend = values.get("backend") or environ.get("EKS_SHIM_BACKEND") or "aws"
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if command is not None:
         names = ("cluster", "profile", "region", "role_arn", "backend")
         given = [name for name in names if name in values]
@@ -118,6 +130,9 @@ def _backend_command(
         if not command:
             raise UsageError("nothing after --: give the command to wrap")
         return command
+    backend = setting(values, environ, "backend")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     cluster = values.get("cluster")
     if not cluster:
         raise UsageError("no cluster selected: give -c/--cluster NAME, or -- COMMAND [ARG...]")
@@ -130,9 +145,13 @@ def resolve(
     environ: Mapping[str, str],
 ) -> Request:
     """Turn option values into a Request, or a UsageError that says what is wrong."""
-    refresh_before = _seconds_setting(values, environ, "refresh_before", "60")
-    refresh_ahead = _seconds_setting(values, environ, "refresh_ahead", "300")
-    timeout = parse_seconds(values.get("timeout") or "60", "--timeout", allow_zero=False)
+    refresh_before = _seconds_setting(values, environ, "refresh_before")
+    refresh_ahead = _seconds_setting(values, environ, "refresh_ahead")
+    max_age = _seconds_setting(values, environ, "max_age")
+    timeout = _seconds_setting(values, environ, "timeout", maximum=MAX_TIMEOUT)
+    key_env = repeated(values, "key_env")
+    if any(not name or "=" in name for name in key_env):
+        raise UsageError("--key-env takes the name of an environment variable")
     argv = _backend_command(values, command, environ)
     env = dict(environ)
     profile, region = values.get("profile"), values.get("region")
@@ -145,6 +164,8 @@ def resolve(
         refresh_before=refresh_before,
         refresh_ahead=refresh_ahead,
         timeout=timeout,
+        max_age=max_age,
+        key_env=tuple(sorted(set(key_env))),
         cluster=values.get("cluster"),
         profile=profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"),
         region=region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),

@@ -1,10 +1,12 @@
 """The cache directory: one `<key>.entry` file per credential, beside its `<key>.lock`.
 
-Only `os` is used here, so that the hot path can read entries cheaply. Files are
-0600 in a 0700 directory whatever the umask, written to a temp file in the same
-directory and moved into place with os.replace (readers never see half an entry),
-and opened without following symlinks. A directory owned by someone else, or
-writable by group or others, is not used at all (issue #2).
+Only `os` and `stat` are used here, so that the hot path can read entries cheaply.
+Files are 0600 in a 0700 directory whatever the umask, written to a temp file in
+the same directory and moved into place (readers never see half an entry), and
+opened through shim.files: never following a symlink, never blocking on a FIFO. A
+directory owned by someone else, or writable by group or others, is not used at
+all (issue #2). Only files whose names the shim could have written itself are ever
+read, listed or removed: a cache directory may hold other people's files (issue #8).
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ import os
 import stat
 
 from shim.entry import Entry, decode_entry, encode_entry
+from shim.files import (
+    MAX_READ,
+    TEMP_SUFFIX,
+    make_private_dirs,
+    my_uid,
+    read_private,
+    replace_file,
+    unlink,
+)
 
 ENTRY_SUFFIX = ".entry"
 LOCK_SUFFIX = ".lock"
 SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.client)
 AHEAD_SUFFIX = ".ahead"  # its mtime: when a background refresh was last started
-TEMP_SUFFIX = ".tmp"
+KEY_SUFFIXES = (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX)
 BACKGROUND_LOG = "background.log"
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_MAX_ENTRY_SIZE = 1 << 20  # a credential is a few kB; anything this large is not ours
-
-
-def _my_uid() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
+_KEY_LENGTH = 64  # a SHA-256 in hex (shim.keys)
+_HEX = frozenset("0123456789abcdef")
 
 
 def cache_dir_problem(cache_dir: str) -> str | None:
@@ -37,7 +43,7 @@ def cache_dir_problem(cache_dir: str) -> str | None:
         return None
     except OSError as error:
         return f"cache dir {cache_dir} cannot be used: {error.strerror}"
-    uid = _my_uid()
+    uid = my_uid()
     if not stat.S_ISDIR(st.st_mode):
         return f"cache dir {cache_dir} is not a directory"
     if uid is not None and st.st_uid != uid:
@@ -47,72 +53,62 @@ def cache_dir_problem(cache_dir: str) -> str | None:
     return None
 
 
-def entry_path(cache_dir: str, key: str) -> str:
-    """Where the entry for `key` lives."""
-    return os.path.join(cache_dir, key + ENTRY_SUFFIX)
-
-
-def lock_path(cache_dir: str, key: str) -> str:
-    """The lock file that serialises fetches for `key` (kept apart from the entry, as kubelogin)."""
-    return os.path.join(cache_dir, key + LOCK_SUFFIX)
-
-
 class KeyFiles:
     """The files of one key: entry, lock, sidecars, and the directory's background log."""
 
     __slots__ = ("ahead", "entry", "lock", "log", "served")
 
     def __init__(self, cache_dir: str, key: str) -> None:
-        self.entry = entry_path(cache_dir, key)
-        self.lock = lock_path(cache_dir, key)
+        self.entry = os.path.join(cache_dir, key + ENTRY_SUFFIX)
+        self.lock = os.path.join(cache_dir, key + LOCK_SUFFIX)
         self.served = os.path.join(cache_dir, key + SERVED_SUFFIX)
         self.ahead = os.path.join(cache_dir, key + AHEAD_SUFFIX)
         self.log = os.path.join(cache_dir, BACKGROUND_LOG)
 
 
+def is_key(text: str) -> bool:
+    """Whether `text` is a key as shim.keys makes them."""
+    return len(text) == _KEY_LENGTH and _HEX.issuperset(text)
+
+
+def key_of(name: str) -> str | None:
+    """The key whose file `name` is (`<key>.entry`, `.lock`, `.served`, `.ahead`), else None."""
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and "." + suffix in KEY_SUFFIXES and is_key(stem) else None
+
+
+def is_ours(name: str) -> bool:
+    """Whether the shim could have written a file of this name (a key's file, its temp
+    file `.<key file>.<pid>.<random>.tmp`, or background.log)."""
+    if name == BACKGROUND_LOG or key_of(name) is not None:
+        return True
+    parts = name.split(".")
+    # ["", key, suffix, pid, random, "tmp"]
+    return (
+        len(parts) == 6
+        and parts[0] == ""
+        and parts[3].isdigit()
+        and len(parts[4]) == 8
+        and _HEX.issuperset(parts[4])
+        and "." + parts[5] == TEMP_SUFFIX
+        and key_of(f"{parts[1]}.{parts[2]}") is not None
+    )
+
+
 def read_entry(path: str) -> Entry | None:
-    """The entry at `path`; None when missing, damaged, a symlink, or not private to us."""
+    """The entry at `path`; None when missing, damaged, not a regular file, or not private."""
     data = read_private(path)
     return decode_entry(data) if data is not None else None
 
 
-def read_private(path: str) -> bytes | None:
-    """The bytes of a regular file at `path` private to us; None for anything else."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        uid = _my_uid()
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_ENTRY_SIZE:
-            return None
-        # As aws-iam-authenticator's filecache: refuse a token file others could read or plant.
-        if uid is not None and (st.st_uid != uid or st.st_mode & 0o077):
-            return None
-        return os.read(fd, _MAX_ENTRY_SIZE + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def write_private(path: str, data: bytes) -> None:
-    """Overwrite a small 0600 file in place: for sidecars, which may be lost but not leaked."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC, 0o600)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
 def ensure_cache_dir(cache_dir: str) -> None:
-    """Create `cache_dir` as 0700 when it is missing (parents as the umask says)."""
-    if not os.path.isdir(cache_dir):
-        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        os.chmod(cache_dir, 0o700)  # makedirs' mode is filtered by the umask
+    """Create `cache_dir` and its missing parents as 0700 directories."""
+    make_private_dirs(cache_dir)
+
+
+def fits(entry: Entry) -> bool:
+    """Whether `entry` is small enough to be read back (a larger one would never be served)."""
+    return len(encode_entry(entry)) <= MAX_READ
 
 
 def write_entry(path: str, entry: Entry) -> None:
@@ -120,69 +116,48 @@ def write_entry(path: str, entry: Entry) -> None:
     replace_file(path, encode_entry(entry))
 
 
-def replace_file(path: str, data: bytes, mode: int = 0o600, durable: bool = False) -> None:
-    """Atomically replace `path` with `data`: a temp file in the same directory, then os.replace.
-
-    Readers see the old file or the new one, never half. `mode` is set whatever the
-    umask. `durable` adds an fsync, for files that cannot be fetched again (kubeconfig).
-    """
-    directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
-    fd = os.open(temp, flags, 0o600)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
-        while data:
-            data = data[os.write(fd, data) :]
-        if durable:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(temp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        _unlink(temp)
-        raise
-
-
 def remove_entry(files: KeyFiles) -> bool:
     """Remove an entry and its sidecars (not its lock, which others may hold); whether it was."""
-    _unlink(files.served)
-    _unlink(files.ahead)
-    return _unlink(files.entry)
+    unlink(files.served)
+    unlink(files.ahead)
+    return unlink(files.entry)
+
+
+def list_keys(cache_dir: str) -> list[str]:
+    """The keys that have an entry file in `cache_dir`, sorted."""
+    try:
+        names = os.listdir(cache_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(
+        name[: -len(ENTRY_SUFFIX)] for name in names if key_of(name) and name.endswith(ENTRY_SUFFIX)
+    )
 
 
 def list_entries(cache_dir: str) -> list[tuple[str, Entry | None]]:
-    """Every entry file in `cache_dir` by key, sorted; None for one that cannot be read."""
-    try:
-        names = sorted(os.listdir(cache_dir))
-    except FileNotFoundError:
-        return []
-    keys = [name[: -len(ENTRY_SUFFIX)] for name in names if name.endswith(ENTRY_SUFFIX)]
-    return [(key, read_entry(entry_path(cache_dir, key))) for key in keys]
+    """Every entry in `cache_dir` by key, sorted; None for one that cannot be read."""
+    return [(key, read_entry(KeyFiles(cache_dir, key).entry)) for key in list_keys(cache_dir)]
 
 
-def purge_all(cache_dir: str) -> int:
-    """Remove every entry with its lock and sidecars, and the log; how many entries there were."""
+def purge_all(cache_dir: str) -> tuple[int, int]:
+    """Remove every file of ours (entries, locks, sidecars, temp files, the log): how many
+    entries there were, and how many other things were left alone."""
     try:
         names = os.listdir(cache_dir)
-    except FileNotFoundError:
-        return 0
-    removed = 0
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0
+    removed = left = 0
     for name in names:
-        ours = name == BACKGROUND_LOG or name.endswith(
-            (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX, TEMP_SUFFIX)
-        )
-        if ours and _unlink(os.path.join(cache_dir, name)) and name.endswith(ENTRY_SUFFIX):
+        path = os.path.join(cache_dir, name)
+        if not is_ours(name) or _is_directory(path):
+            left += 1
+        elif unlink(path) and name.endswith(ENTRY_SUFFIX) and key_of(name):
             removed += 1
-    return removed
+    return removed, left
 
 
-def _unlink(path: str) -> bool:
+def _is_directory(path: str) -> bool:
     try:
-        os.unlink(path)
-    except FileNotFoundError:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
         return False
-    return True

@@ -5,7 +5,9 @@ cached token (shim.client), and only with the cluster info kubectl passes with
 `provideClusterInfo: true` (issue #4). TLS is verified with the cluster's CA, and
 `tls-server-name`, `insecure-skip-tls-verify` and an http:// `proxy-url` are
 honoured as kubectl would. Only a 401 counts as rejected: a 403, a 200, a timeout
-or anything unexpected means "serve the cached token as usual".
+or anything unexpected means "serve the cached token as usual". The whole check,
+connect, TLS handshake and every read, ends by one deadline: a server that trickles
+its answer a byte at a time cannot hold kubectl (issue #8).
 """
 
 from __future__ import annotations
@@ -13,21 +15,36 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
+import time
 from urllib.parse import unquote, urlsplit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-TIMEOUT = 2.0
+TIMEOUT = 2.0  # seconds for the whole check, at most
+
+
+class _Deadline:
+    """One deadline for every step; each socket operation gets only what is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def bound(self, sock: socket.socket) -> socket.socket:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the token check ran out of time")
+        sock.settimeout(left)
+        return sock
 
 
 def rejected(cluster: Mapping[str, object], token: str, timeout: float = TIMEOUT) -> bool:
-    """Whether the server at cluster["server"] answers 401 to `token`."""
+    """Whether the server at cluster["server"] answers 401 to `token` within `timeout` s."""
     if not token.isprintable() or " " in token:
         return False  # it could not be sent as a header as it is
     try:
-        return _status(cluster, token, timeout) == 401
+        return _status(cluster, token, _Deadline(timeout)) == 401
     except (OSError, ValueError, UnicodeError):
         return False
 
@@ -44,15 +61,22 @@ def _context(cluster: Mapping[str, object]) -> ssl.SSLContext:
     return context
 
 
-def _status(cluster: Mapping[str, object], token: str, timeout: float) -> int:
+def _host_header(host: str, port: int | None) -> str:
+    # Never the URL's userinfo (user:password@): only host and port belong in Host.
+    name = f"[{host}]" if ":" in host else host
+    return f"{name}:{port}" if port else name
+
+
+def _status(cluster: Mapping[str, object], token: str, deadline: _Deadline) -> int:
     server = urlsplit(str(cluster.get("server") or ""))
     if server.scheme != "https" or not server.hostname:
         return 0
     host, port = server.hostname, server.port or 443
     proxy = cluster.get("proxy-url")
-    sock = _connect(host, port, str(proxy) if proxy else "", timeout)
+    sock = _connect(host, port, str(proxy) if proxy else "", deadline)
     name = cluster.get("tls-server-name")
     try:
+        deadline.bound(sock)
         tls = _context(cluster).wrap_socket(sock, server_hostname=str(name) if name else host)
     except BaseException:
         sock.close()
@@ -60,36 +84,45 @@ def _status(cluster: Mapping[str, object], token: str, timeout: float) -> int:
     with tls:
         path = server.path.rstrip("/") + "/version"
         request = (
-            f"GET {path} HTTP/1.1\r\nHost: {server.netloc}\r\nAuthorization: Bearer {token}\r\n"
-            "Accept: application/json\r\nUser-Agent: eks-token-shim\r\nConnection: close\r\n\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {_host_header(host, server.port)}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: application/json\r\n"
+            "User-Agent: eks-token-shim\r\nConnection: close\r\n\r\n"
         )
-        tls.sendall(request.encode("ascii"))
-        return _read_status(tls)
+        deadline.bound(tls).sendall(request.encode("ascii"))
+        return _read_status(tls, deadline)
 
 
-def _connect(host: str, port: int, proxy_url: str, timeout: float) -> socket.socket:
+def _connect(host: str, port: int, proxy_url: str, deadline: _Deadline) -> socket.socket:
+    left = deadline.at - time.monotonic()
     if not proxy_url:
-        return socket.create_connection((host, port), timeout=timeout)
+        return socket.create_connection((host, port), timeout=left)
     proxy = urlsplit(proxy_url)
     if proxy.scheme != "http" or not proxy.hostname:
         raise ValueError("only http:// proxies can be used to verify a token")  # e.g. socks5://
-    sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
+    sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=left)
     auth = ""
     if proxy.username:
         pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
         auth = f"Proxy-Authorization: Basic {base64.b64encode(pair).decode()}\r\n"
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}\r\n".encode())
-    if _read_status(sock) != 200:
+    target = _host_header(host, port)
+    try:
+        connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n"
+        deadline.bound(sock).sendall(connect.encode())
+        answer = _read_status(sock, deadline)
+    except BaseException:
+        sock.close()
+        raise
+    if answer != 200:
         sock.close()
         raise ValueError("the proxy refused the tunnel")
     return sock
 
 
-def _read_status(sock: socket.socket) -> int:
+def _read_status(sock: socket.socket, deadline: _Deadline) -> int:
     """The status code of an HTTP response on `sock`, reading through the end of its head."""
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
-        chunk = sock.recv(4096)
+        chunk = deadline.bound(sock).recv(4096)
         if not chunk:
             break
         head += chunk

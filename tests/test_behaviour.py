@@ -69,6 +69,8 @@ def test_eks_mode_builds_the_backend_commands(shim: Shim) -> None:
         "demo",
         "--role-arn",
         "arn:aws:iam::1:role/r",
+        "--output",
+        "json",
     ]
     assert aws["profile"] == "dev"
     assert authenticator["argv"][1:] == [
@@ -326,7 +328,7 @@ def test_a_damaged_entry_is_a_miss_and_gets_replaced(shim: Shim, damage: str) ->
 def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
     result = shim.run("-c", "demo", "--timeout", "1", FAKE_MODE="sleep:60", timeout=30, expect=124)
     assert result.stdout == b""
-    assert b"timed out after 1 s" in result.stderr
+    assert b"timed out (--timeout 1 s)" in result.stderr
     assert shim.entries() == []
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.cli import build_parser
+from shim.cli import build_parser, option_values
 from shim.options import VALUE_OPTIONS, scan, split_command
 from shim.selection import eks_command, resolve
 
@@ -38,12 +38,7 @@ def test_whatever_scan_reads_argparse_reads_the_same(argv: list[str]) -> None:
     if scanned is None:
         return
     parsed = build_parser().parse_args(argv)
-    from_argparse = {
-        option.dest: getattr(parsed, option.dest)
-        for option in VALUE_OPTIONS
-        if getattr(parsed, option.dest) is not None
-    }
-    assert scanned == from_argparse
+    assert scanned == option_values(parsed)
     assert not (parsed.list)
     assert not (parsed.refresh)
     assert not (parsed.purge)
@@ -77,7 +72,17 @@ def test_split_command_at_the_first_double_dash() -> None:
 
 def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
     request = resolve({"cluster": "c", "profile": "p", "region": "r"}, None, {"HOME": "/h"})
-    assert request.command == ["aws", "--region", "r", "eks", "get-token", "--cluster-name", "c"]
+    assert request.command == [
+        "aws",
+        "--region",
+        "r",
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "c",
+        "--output",
+        "json",
+    ]
     assert request.env["AWS_PROFILE"] == "p"
     assert request.cache_dir == "/h/.kube/cache/eks-token-shim"
 

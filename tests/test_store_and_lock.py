@@ -11,7 +11,11 @@ import pytest
 
 from shim import store
 from shim.entry import Entry
+from shim.files import write_private
 from shim.lock import IMPLEMENTATIONS, KeyLock
+
+
+KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
 
 
 def entry(expiry: int = 2_000_000_000) -> Entry:
@@ -20,17 +24,17 @@ def entry(expiry: int = 2_000_000_000) -> Entry:
 
 def test_write_then_read(tmp_path: Path) -> None:
     store.ensure_cache_dir(str(tmp_path / "c"))
-    path = store.entry_path(str(tmp_path / "c"), "k")
+    path = store.KeyFiles(str(tmp_path / "c"), KEYS["a"]).entry
     store.write_entry(path, entry())
     read = store.read_entry(path)
     assert read is not None
     assert read.credential == entry().credential
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert os.listdir(tmp_path / "c") == ["k.entry"]  # no temp file left behind
+    assert os.listdir(tmp_path / "c") == [KEYS["a"] + ".entry"]  # no temp file left behind
 
 
 def test_replace_keeps_readers_whole(tmp_path: Path) -> None:
-    path = store.entry_path(str(tmp_path), "k")
+    path = store.KeyFiles(str(tmp_path), KEYS["a"]).entry
     store.write_entry(path, entry(1))
     fd = os.open(path, os.O_RDONLY)  # a reader that opened the old file
     store.write_entry(path, entry(2))
@@ -46,22 +50,22 @@ def test_list_and_purge(tmp_path: Path) -> None:
     tmp_path = tmp_path / "cache"
     tmp_path.mkdir()
     for key in ("a", "b"):
-        store.write_entry(store.entry_path(str(tmp_path), key), entry())
-    (tmp_path / "c.entry").write_bytes(b"junk")
-    (tmp_path / "c.entry").chmod(0o600)
-    (tmp_path / "a.lock").touch()
+        store.write_entry(store.KeyFiles(str(tmp_path), KEYS[key]).entry, entry())
+    (tmp_path / f"{KEYS['c']}.entry").write_bytes(b"junk")
+    (tmp_path / f"{KEYS['c']}.entry").chmod(0o600)
+    (tmp_path / f"{KEYS['a']}.lock").touch()
     (tmp_path / "unrelated.txt").touch()
     listed = store.list_entries(str(tmp_path))
-    assert [key for key, _ in listed] == ["a", "b", "c"]
+    assert [key for key, _ in listed] == [KEYS["a"], KEYS["b"], KEYS["c"]]
     assert listed[2][1] is None
-    files = store.KeyFiles(str(tmp_path), "b")
-    store.write_private(files.served, b"1 2 3")
+    files = store.KeyFiles(str(tmp_path), KEYS["b"])
+    write_private(files.served, b"1 2 3")
     assert store.remove_entry(files)
     assert not store.remove_entry(files)
-    assert not (tmp_path / "b.served").exists()
-    assert store.purge_all(str(tmp_path)) == 2
+    assert not Path(files.served).exists()
+    assert store.purge_all(str(tmp_path)) == (2, 1)
     assert os.listdir(tmp_path) == ["unrelated.txt"]
-    assert store.purge_all(str(tmp_path / "missing")) == 0
+    assert store.purge_all(str(tmp_path / "missing")) == (0, 0)
 
 
 def test_dir_problems(tmp_path: Path) -> None:
