@@ -14,7 +14,6 @@ from shim.entry import Entry
 from shim.files import write_private
 from shim.lock import IMPLEMENTATIONS, KeyLock
 
-
 KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
 
 
