@@ -14,6 +14,7 @@ invalid output is an error.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 
     from shim.credential import Credential
     from shim.selection import Request
+
+
+# Why a lock file could not be made, when nothing could be written in the directory.
+_UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
 class Deadline:
@@ -110,7 +115,11 @@ def fetch_and_cache(
     try:
         held = lock.__enter__()
     except OSError as error:
-        log.warn(f"cannot lock {files.lock}: {error.strerror or error}: fetching without the lock")
+        reason = error.strerror or str(error)
+        if error.errno in _UNWRITABLE:  # the entry could not be written either: one warning
+            log.warn(f"cannot write in {request.cache_dir}: {reason}: working without a cache")
+            return fetch(request, api_version, deadline).output
+        log.warn(f"cannot lock {files.lock}: {reason}: fetching without the lock")
         held = None
     try:
         if held is False:

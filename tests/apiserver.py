@@ -46,12 +46,18 @@ class ApiServer:
     """`with ApiServer(accept) as api:` api.url, api.ca_pem, api.tokens (every token seen)."""
 
     def __init__(
-        self, accept: Callable[[str], bool] = is_signed_eks_token, reject_status: int = 401
+        self,
+        accept: Callable[[str], bool] = is_signed_eks_token,
+        reject_status: int = 401,
+        trickle: float = 0.0,
     ) -> None:
         self.accept = accept
         self.reject_status = reject_status
+        self.trickle = trickle  # seconds between the bytes of an answer: a stalled server
+        self.stopping = threading.Event()
         self.tokens: list[str] = []
         self.agents: list[str] = []  # User-Agent of every request
+        self.hosts: list[str] = []  # Host header of every request
         self.ca = trustme.CA()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -66,6 +72,7 @@ class ApiServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -79,6 +86,7 @@ class ApiServer:
                 token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
                 server.tokens.append(token)
                 server.agents.append(self.headers.get("User-Agent", ""))
+                server.hosts.append(self.headers.get("Host", ""))
                 ok = bool(token) and server.accept(token)
                 body = (
                     VERSION
@@ -92,6 +100,18 @@ class ApiServer:
                     }
                 )
                 data = json.dumps(body).encode()
+                if server.trickle:
+                    status = 200 if ok else server.reject_status
+                    answer = f"HTTP/1.1 {status} Trickle\r\nContent-Length: 0\r\n\r\n"
+                    for byte in answer.encode():
+                        if server.stopping.wait(server.trickle):
+                            return
+                        try:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                        except OSError:  # the client gave up waiting: that is the point
+                            return
+                    return
                 self.send_response(200 if ok else server.reject_status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -4,9 +4,11 @@ The mode comes from $FAKE_MODE (not an identity variable, so it does not change 
 cache key); every call appends one JSON line to $FAKE_LOG.
 """
 
+import contextlib
 import datetime
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -29,6 +31,12 @@ with open(log) as file:
 
 if mode.startswith("sleep"):  # sleep:SECONDS, then answer as "ok"
     time.sleep(float(mode.partition(":")[2]))
+if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, its pid noted
+    seconds = mode.partition(":")[2]
+    child = subprocess.Popen(["sleep", seconds])
+    with open(os.environ["FAKE_CHILD_PIDS"], "a") as pids:
+        pids.write(f"{child.pid}\n")
+    time.sleep(float(seconds))
 if mode == "fail":
     sys.stderr.write("An error occurred (ExpiredToken): the security token is expired\n")
     sys.exit(3)
@@ -44,9 +52,9 @@ expiry = now + datetime.timedelta(seconds=lifetime)
 if mode == "offset":  # the same instant, written in +09:00 with a fraction
     stamp = expiry.astimezone(datetime.timezone(datetime.timedelta(hours=9))).isoformat()
 else:
-    stamp = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = os.environ.get("FAKE_EXPIRY") or expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
 api_version = "client.authentication.k8s.io/v1beta1"
-if os.environ.get("KUBERNETES_EXEC_INFO"):
+with contextlib.suppress(KeyError, ValueError, RecursionError, AttributeError):
     api_version = json.loads(os.environ["KUBERNETES_EXEC_INFO"]).get("apiVersion", api_version)
 token = f"k8s-aws-v1.fake-{count}-{os.getpid()}"
 if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
@@ -57,6 +65,8 @@ if mode == "notoken":
     del status["token"]
 if mode == "noexpiry":
     del status["expirationTimestamp"]
+if mode == "huge":  # a valid credential larger than any cache entry may be
+    status["token"] += "x" * (1 << 20)
 if mode == "stderr":
     sys.stderr.write("a message from the backend\n")
 print(

@@ -24,6 +24,9 @@ from conftest import Shim, age, cached_token, kubectl_version, require_tool, shi
 FLAG = b"--background-refresh"
 
 
+HANG_GUARD = 60  # seconds: reaching it means the call hung
+
+
 def background_children(shim: Shim) -> list[int]:
     """The detached refreshes this test's shims started and that still run."""
     pids = []
@@ -233,6 +236,20 @@ def test_the_same_process_asking_again_for_a_rejected_token_heals_it(shim: Shim)
         assert again.stdout == healed.stdout
     assert len(shim.calls()) == 2
     assert api.tokens == [first, token_of(healed.stdout)]
+
+
+def test_a_stalled_api_server_cannot_hold_a_heal_check(shim: Shim) -> None:
+    """Issue #8: the API server trickles its 401; the check gives up by its deadline and the
+    cached token is served (before: each byte reset a 2 s timeout, and the call hung on)."""
+    with ApiServer(lambda token: False, trickle=1.0) as api:
+        info = exec_info(api)
+        first = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout
+        started = time.monotonic()
+        again = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info, timeout=HANG_GUARD)
+        took = time.monotonic() - started
+    assert again.stdout == first
+    assert took < 8, f"the heal check held the call {took:.1f} s"
+    assert len(shim.calls()) == 1
 
 
 def test_asked_twice_for_an_accepted_token_no_refresh(shim: Shim) -> None:

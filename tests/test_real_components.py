@@ -69,3 +69,26 @@ def test_kubectl_through_the_shim_calls_the_backend_once(
     assert aws_runs(tmp_path) == 1
     assert len(set(api.tokens)) == 1
     assert is_signed_eks_token(api.tokens[0])
+
+
+@pytest.mark.real_aws
+@pytest.mark.parametrize("output", ["text", "table"])
+def test_a_config_output_format_does_not_break_eks_mode(
+    tmp_path: Path, aws_env: dict[str, str], private_home: Path, output: str
+) -> None:
+    """Issue #8.10: `output = text` in ~/.aws/config applies to get-token too."""
+    config = private_home / ".aws" / "config"
+    config.write_text(config.read_text() + f"output = {output}\n")
+    plain = subprocess.run(
+        [real_aws(), "eks", "get-token", "--cluster-name", "demo"],
+        env=aws_env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert not plain.stdout.startswith(b"{")  # the AWS CLI itself honours the setting
+    result = subprocess.run(
+        [*shim_argv(), "-c", "demo"], env=aws_env, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert is_signed_eks_token(token_of(result.stdout))

@@ -6,6 +6,7 @@ import base64
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -113,3 +114,21 @@ def test_a_socks_proxy_is_not_guessed_at() -> None:
     with ApiServer(lambda token: False) as api:
         assert not rejected(cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t")
     assert api.tokens == []
+
+
+def test_a_server_trickling_its_answer_cannot_hold_the_check() -> None:
+    """Issue #8: a 401 sent a byte every 0.5 s would arrive after ~20 s; the check has one
+    deadline for everything, so it gives up at its timeout and does not count as rejected."""
+    with ApiServer(lambda token: False, trickle=0.5) as api:
+        started = time.monotonic()
+        assert not rejected(cluster(api), "t", timeout=1.5)
+        took = time.monotonic() - started
+    assert took < 5, f"the check took {took:.1f} s with a 1.5 s deadline"
+
+
+def test_the_host_header_never_carries_userinfo() -> None:
+    with ApiServer(lambda token: False) as api:
+        port = api.url.rpartition(":")[2]
+        server = api.url.replace("https://", "https://user:secret@")
+        assert rejected(cluster(api, server=server), "t")
+    assert api.hosts == [f"127.0.0.1:{port}"]

@@ -1,0 +1,493 @@
+"""Issue #8: a hostile environment is a normal day. Real FIFOs, real signals, real file
+systems (tmpfs, read-only mounts), another uid: each test fails without its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import IN_CI, Shim, age, shim_argv, token_of
+
+from shim.entry import Entry, decode_entry, encode_entry
+
+HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
+
+
+def key_of(shim: Shim) -> str:
+    (path,) = shim.entries()
+    return path.name[: -len(".entry")]
+
+
+def sidecar(shim: Shim, suffix: str) -> Path:
+    return shim.cache_dir / (key_of(shim) + suffix)
+
+
+def one_warning(stderr: bytes) -> str:
+    lines = stderr.decode().splitlines()
+    warnings = [line for line in lines if line.startswith("eks-token-shim: warning: ")]
+    assert len(warnings) == 1, lines
+    assert not any("unexpected" in line or "Traceback" in line for line in lines), lines
+    return warnings[0]
+
+
+Mount = Callable[[str], Path]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """mount(OPTIONS) -> a fresh tmpfs mounted in tmp_path; unmounted in teardown."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            message = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+# 1. Only our own files.
+FOREIGN = {
+    "Cargo.lock": b"# cargo\n",
+    "yarn.lock": b"# yarn\n",
+    "notes.tmp": b"my notes\n",
+    "README.entry": b"not an entry\n",
+    ".hidden.entry.1.abcdef12.tmp": b"not ours either\n",
+    "background.log.old": b"kept\n",
+    "a" * 64 + ".entry.bak": b"a backup of someone's\n",
+    "A" * 64 + ".entry": b"upper case: not a digest of ours\n",
+}
+
+
+def test_purge_and_list_touch_only_files_the_shim_could_have_written(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    for name, data in FOREIGN.items():
+        (shim.cache_dir / name).write_bytes(data)
+        (shim.cache_dir / name).chmod(0o600)
+    listed = shim.run("--list").stdout.decode()
+    assert "damaged" not in listed
+    assert len(listed.splitlines()) == 2  # the header and our one entry
+    result = shim.run("--purge")
+    assert b"removed 1 cache entry" in result.stdout
+    assert f"left alone {len(FOREIGN)} files".encode() in result.stderr
+    assert sorted(os.listdir(shim.cache_dir)) == sorted(FOREIGN)
+    for name, data in FOREIGN.items():
+        assert (shim.cache_dir / name).read_bytes() == data
+
+
+def test_a_directory_named_like_an_entry_does_not_stop_purge(shim: Shim) -> None:
+    shim.run("-c", "one")
+    shim.run("-c", "two")
+    first, second = shim.entries()
+    first.unlink()
+    first.mkdir()  # a directory where an entry would be
+    result = shim.run("--purge")
+    assert b"removed 1 cache entry" in result.stdout
+    assert first.is_dir()
+    assert not second.exists()
+    assert shim.run("--list").returncode == 0
+
+
+# 2. Nothing can make a call block.
+@pytest.mark.parametrize("suffix", [".entry", ".served", ".ahead", ".lock"])
+def test_a_fifo_in_place_of_a_cache_file_never_blocks(shim: Shim, suffix: str) -> None:
+    info = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "x"})
+    shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+    path = sidecar(shim, suffix)
+    if suffix == ".ahead":
+        age(shim, 840 - 200)  # inside the ahead window: the marker is opened after serving
+    path.unlink(missing_ok=True)
+    os.mkfifo(path, 0o600)
+    for args in (["-c", "demo"], ["--list"], ["--purge", "-c", "demo"]):
+        result = shim.run(*args, timeout=HANG_GUARD, KUBERNETES_EXEC_INFO=info)
+        if args[0] == "-c":
+            assert token_of(result.stdout)
+
+
+def test_a_fifo_as_background_log_never_blocks_the_refresh_ahead(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 840 - 200)
+    log = shim.cache_dir / "background.log"
+    os.mkfifo(log, 0o600)
+    result = shim.run("-c", "demo", timeout=HANG_GUARD)
+    assert token_of(result.stdout)
+    deadline = time.monotonic() + HANG_GUARD
+    while len(shim.calls()) < 2:  # the refresh ran, its log went to /dev/null
+        assert time.monotonic() < deadline, "the background refresh never ran the backend"
+        time.sleep(0.05)
+    assert stat.S_ISFIFO(os.lstat(log).st_mode)
+
+
+# 3. A broken cache never costs the token.
+def test_a_read_only_file_system_costs_a_warning_not_the_token(shim: Shim, tmpfs: Mount) -> None:
+    read_only = tmpfs("size=1m,ro")
+    result = shim.run("-c", "demo", "--cache-dir", str(read_only / "cache"))
+    assert token_of(result.stdout)
+    assert "working without a cache" in one_warning(result.stderr)
+    writable = tmpfs("size=1m")
+    (writable / "cache").mkdir(mode=0o700)
+    subprocess.run(["mount", "-o", "remount,ro", str(writable)], check=True)
+    result = shim.run("-c", "demo", "--cache-dir", str(writable / "cache"))
+    assert token_of(result.stdout)
+    assert "working without a cache" in one_warning(result.stderr)
+
+
+def test_no_free_inodes_costs_a_warning_not_the_token(shim: Shim, tmpfs: Mount) -> None:
+    full = tmpfs("size=1m,nr_inodes=3")
+    cache = full / "cache"
+    cache.mkdir(mode=0o700)
+    filler = 0
+    with pytest.raises(OSError, match="No space left"):  # noqa: PT012
+        while True:
+            (cache / f"filler{filler}").touch()
+            filler += 1
+    result = shim.run("-c", "demo", "--cache-dir", str(cache))
+    assert token_of(result.stdout)
+    one_warning(result.stderr)
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "under a regular file", "a regular file"])
+def test_an_unusable_cache_dir_costs_a_warning_not_the_token(
+    shim: Shim, tmp_path: Path, kind: str
+) -> None:
+    if kind == "dangling symlink":
+        cache = tmp_path / "link"
+        cache.symlink_to(tmp_path / "nowhere")
+    elif kind == "under a regular file":
+        (tmp_path / "file").write_text("x")
+        cache = tmp_path / "file" / "cache"
+    else:
+        cache = tmp_path / "file"
+        cache.write_text("x")
+    result = shim.run("-c", "demo", "--cache-dir", str(cache))
+    assert token_of(result.stdout)
+    one_warning(result.stderr)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory"])
+def test_a_lock_that_is_not_a_file_costs_a_warning_not_the_token(shim: Shim, kind: str) -> None:
+    shim.run("-c", "demo")
+    lock = sidecar(shim, ".lock")
+    lock.unlink()
+    if kind == "symlink":
+        lock.symlink_to(shim.cache_dir / "elsewhere")
+    else:
+        lock.mkdir()
+    result = shim.run("--refresh", "-c", "demo")
+    assert token_of(result.stdout)
+    assert "without the lock" in one_warning(result.stderr)
+    assert not (shim.cache_dir / "elsewhere").exists()  # the link was never followed
+
+
+def test_a_parent_that_cannot_be_written_costs_a_warning_not_the_token(
+    shim: Shim, private_home: Path
+) -> None:
+    """HOME is 0555, so ~/.kube cannot be made. Root may write anywhere: as root, the shim
+    runs without the capabilities that override file modes (setpriv)."""
+    dropped = [
+        "setpriv",
+        "--bounding-set=-dac_override,-dac_read_search,-fowner",
+        "--inh-caps=-all",
+    ]
+    private_home.chmod(0o555)
+    try:
+        result = subprocess.run(
+            [*(dropped if os.geteuid() == 0 else []), *shim_argv(), "-c", "demo"],
+            env=shim.env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        private_home.chmod(0o755)
+    assert result.returncode == 0, result.stderr.decode()
+    assert token_of(result.stdout)
+    assert "Permission denied" in one_warning(result.stderr)
+    assert len(shim.calls()) == 1
+    assert not (private_home / ".kube").exists()
+
+
+# 4. --timeout bounds the whole call.
+def test_timeout_bounds_lock_wait_and_backend_together(shim: Shim) -> None:
+    import fcntl
+
+    shim.run("-c", "demo")
+    lock = sidecar(shim, ".lock")
+    for path in shim.entries():
+        path.unlink()
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another shim, stuck in its fetch
+        started = time.monotonic()
+        result = shim.run(
+            "-c", "demo", "--timeout", "4", FAKE_MODE="sleep:60", timeout=HANG_GUARD, expect=124
+        )
+        took = time.monotonic() - started
+    # Before: 4 s for the lock, then 4 s more for the backend.
+    assert took < 6.5, f"the call took {took:.1f} s with --timeout 4"
+    assert b"another shim held" in result.stderr
+
+
+# 5. No orphans.
+def child_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while any(child_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            for pid in pids:
+                if child_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"the backend's children outlived it: {pids}")
+        time.sleep(0.05)
+
+
+def started_children(pids_file: Path, count: int = 1) -> list[int]:
+    deadline = time.monotonic() + HANG_GUARD
+    while not (pids_file.exists() and len(pids_file.read_text().split()) >= count):
+        assert time.monotonic() < deadline, "the backend never started its child"
+        time.sleep(0.02)
+    return [int(pid) for pid in pids_file.read_text().split()]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ends_the_backend_and_its_children(
+    shim: Shim, tmp_path: Path, signum: int
+) -> None:
+    pids_file = tmp_path / "children"
+    process = shim.popen("-c", "demo", FAKE_MODE="child-sleep:300", FAKE_CHILD_PIDS=str(pids_file))
+    children = started_children(pids_file)
+    backend = shim.calls()[0]["pid"]
+    process.send_signal(signum)
+    assert process.wait(HANG_GUARD) == 128 + signum
+    assert process.stdout is not None
+    assert process.stdout.read() == b""
+    wait_gone([*children, int(str(backend))])
+    assert shim.entries() == []
+
+
+def test_a_timeout_ends_the_backend_and_its_children(shim: Shim, tmp_path: Path) -> None:
+    pids_file = tmp_path / "children"
+    shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "1",
+        FAKE_MODE="child-sleep:300",
+        FAKE_CHILD_PIDS=str(pids_file),
+        timeout=HANG_GUARD,
+        expect=124,
+    )
+    wait_gone(started_children(pids_file))
+
+
+def test_a_background_refresh_that_times_out_leaves_no_children(shim: Shim, tmp_path: Path) -> None:
+    shim.run("-c", "demo", "--timeout", "1")
+    age(shim, 840 - 200)
+    pids_file = tmp_path / "children"
+    shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "1",
+        FAKE_MODE="child-sleep:300",
+        FAKE_CHILD_PIDS=str(pids_file),
+    )
+    wait_gone(started_children(pids_file))
+
+
+def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
+    """The backend's own process group gets the terminal: reading it must not stop it."""
+    import pty
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
+        argv = [*shim_argv(), "-c", "demo"]
+        os.execve(argv[0], argv, {**shim.env, "FAKE_MODE": "mfa"})  # noqa: S606
+    output = b""
+    deadline = time.monotonic() + HANG_GUARD
+    while b"Enter MFA code" not in output:
+        assert time.monotonic() < deadline, f"no prompt: {output!r}"
+        output += os.read(terminal, 4096)
+    os.write(terminal, b"424242\n")
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        assert time.monotonic() < deadline, f"stuck after the prompt: {output!r}"
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"-mfa-424242" in output
+
+
+# 6. Bytes in, bytes out.
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["-c", "demo\udcff"], {}),
+        (["-c", "demo", "-p", "\udcff"], {}),
+        (["--", "aws", "eks", "get-token", "--cluster-name", "\udcff"], {}),
+        (["-c", "demo"], {"AWS_PROFILE": "\udcff"}),
+    ],
+)
+def test_arguments_and_environment_that_are_not_utf8(
+    shim: Shim, args: list[str], env: dict[str, str]
+) -> None:
+    first = shim.run(*args, **env)
+    assert token_of(first.stdout)
+    assert b"warning" not in first.stderr
+    assert shim.run(*args, **env).stdout == first.stdout  # cached, and served from the cache
+    assert len(shim.calls()) == 1
+    listed = shim.run("--list").stdout
+    assert b"\\xff" in listed
+    assert b"removed 1" in shim.run("--purge", *args, **env).stdout
+
+
+def test_an_unreadable_exec_info_gets_a_warning_and_the_default(shim: Shim) -> None:
+    nested = "[" * 50_000 + "]" * 50_000  # JSON too deep for any parser's recursion
+    result = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=nested)
+    assert json.loads(result.stdout)["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert "KUBERNETES_EXEC_INFO holds no readable apiVersion" in one_warning(result.stderr)
+
+
+@pytest.mark.parametrize("value", ["1e308", "inf", "nan", "0", "-1", "86401"])
+def test_absurd_timeouts_are_usage_errors(shim: Shim, value: str) -> None:
+    result = shim.run("-c", "demo", "--timeout", value, expect=2)
+    assert b"--timeout takes" in result.stderr
+    assert shim.calls() == []
+
+
+# 8. Sane lifetimes.
+def rewrite(shim: Shim, **fields: int) -> None:
+    (path,) = shim.entries()
+    entry = decode_entry(path.read_bytes())
+    assert entry is not None
+    values = {"expiry": entry.expiry, "fetched_at": entry.fetched_at, **fields}
+    path.write_bytes(
+        encode_entry(Entry(values["expiry"], values["fetched_at"], entry.meta, entry.credential))
+    )
+
+
+def test_an_entry_fetched_in_the_future_is_a_miss(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    rewrite(shim, fetched_at=int(time.time()) + 3600)  # the clock was set back an hour
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 2
+
+
+def test_no_entry_is_served_past_max_age_whatever_its_expiry(shim: Shim) -> None:
+    far = {"FAKE_EXPIRY": "9999-12-31T23:59:59Z"}
+    shim.run("-c", "demo", **far)
+    age(shim, 3000)
+    shim.run("-c", "demo", "--refresh-ahead", "0", **far)
+    assert len(shim.calls()) == 1  # 3000 s old: served
+    age(shim, 700)
+    shim.run("-c", "demo", "--max-age", "7200", **far)
+    assert len(shim.calls()) == 1  # 3700 s old, a larger --max-age: served
+    shim.run("-c", "demo", **far)
+    assert len(shim.calls()) == 2  # past the default 3600 s: fetched again
+    age(shim, 1000)
+    shim.run("-c", "demo", EKS_SHIM_MAX_AGE="900", **far)
+    assert len(shim.calls()) == 3
+
+
+def test_a_credential_too_large_to_read_back_is_printed_not_cached(shim: Shim) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE="huge")
+    assert len(token_of(result.stdout)) > 1 << 20
+    assert "too large to cache" in one_warning(result.stderr)
+    assert shim.entries() == []
+
+
+# 9. The identity of other plugins.
+@pytest.mark.parametrize(
+    "variable",
+    ["CLOUDSDK_ACTIVE_CONFIG_NAME", "AZURE_CONFIG_DIR", "AAD_SERVICE_PRINCIPAL_CLIENT_ID"],
+)
+def test_other_plugins_identity_variables_are_in_the_key(shim: Shim, variable: str) -> None:
+    command = ["--", "aws-iam-authenticator", "token", "-i", "demo"]
+    alice = shim.run(*command, **{variable: "alice"}).stdout
+    bob = shim.run(*command, **{variable: "bob"}).stdout
+    assert token_of(alice) != token_of(bob)
+    assert shim.run(*command, **{variable: "alice"}).stdout == alice
+    assert len(shim.calls()) == 2
+
+
+def test_key_env_adds_any_variable_to_the_key(shim: Shim) -> None:
+    shim.run("-c", "demo", MY_TENANT="a")
+    shim.run("-c", "demo", MY_TENANT="b")
+    assert len(shim.calls()) == 1  # not in the key by default
+    keyed = ("--key-env", "MY_TENANT", "--key-env", "OTHER")
+    a = shim.run("-c", "demo", *keyed, MY_TENANT="a").stdout
+    b = shim.run("-c", "demo", *keyed, MY_TENANT="b").stdout
+    assert token_of(a) != token_of(b)
+    assert shim.run("-c", "demo", *keyed, MY_TENANT="a").stdout == a
+    assert len(shim.calls()) == 3
+
+
+# 11. Small ones.
+def test_missing_parents_are_made_0700_whatever_the_umask(shim: Shim, private_home: Path) -> None:
+    old = os.umask(0)
+    try:
+        shim.run("-c", "demo")
+    finally:
+        os.umask(old)
+    for directory in (private_home / ".kube", private_home / ".kube" / "cache", shim.cache_dir):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+def test_an_empty_cache_dir_option_is_a_usage_error(shim: Shim) -> None:
+    result = shim.run("-c", "demo", "--cache-dir", "", expect=2)
+    assert b"--cache-dir takes a directory" in result.stderr
+    assert shim.calls() == []
+    shim.run("-c", "demo", EKS_SHIM_CACHE_DIR="")  # an empty variable counts as unset
+    assert len(shim.entries()) == 1
+
+
+def test_a_bogus_backend_variable_does_not_break_generic_mode(shim: Shim) -> None:
+    result = shim.run(
+        "--", "aws", "eks", "get-token", "--cluster-name", "x", EKS_SHIM_BACKEND="bogus"
+    )
+    assert token_of(result.stdout)
+    assert shim.run("-c", "x", EKS_SHIM_BACKEND="bogus", expect=2).returncode == 2
+
+
+def test_python_never_prints_a_traceback_for_a_signal(shim: Shim) -> None:
+    """A signal while the backend runs is an exit code, not a KeyboardInterrupt traceback."""
+    process = shim.popen("-c", "demo", FAKE_MODE="sleep:300")
+    deadline = time.monotonic() + HANG_GUARD
+    while not shim.calls():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(HANG_GUARD) == 130
+    assert process.stderr is not None
+    assert b"Traceback" not in process.stderr.read()

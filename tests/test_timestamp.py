@@ -1,0 +1,114 @@
+"""Issue #8.7: the shim accepts exactly the expirationTimestamp forms kubectl accepts.
+
+kubectl is the oracle, asked in the same run: each form goes into an ExecCredential
+that a plugin (`cat`) prints, and kubectl runs against the HTTPS stub. Forms it
+rejects must never be cached (kubectl would fail on every call until the bogus
+expiry passed); forms it accepts must not be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from apiserver import ApiServer, kubeconfig
+from conftest import kubectl_version, require_tool
+
+from shim.credential import Credential, validate
+from shim.timestamp import parse_timestamp
+
+V1BETA1 = "client.authentication.k8s.io/v1beta1"
+FORMS = [
+    # RFC 3339 as everyone writes it
+    "2099-01-02T03:04:05Z",
+    "2099-01-02T03:04:05+09:00",
+    "2099-01-02T03:04:05-07:30",
+    "2099-01-02T03:04:05-00:00",
+    "2099-01-02T03:04:05.123Z",
+    "2099-01-02T03:04:05.5+09:00",
+    "2000-01-01T00:00:00Z",  # in the past: still parsed
+    # Go's time.Parse is looser than RFC 3339 here...
+    "2099-01-02T03:04:05,123Z",
+    "2099-01-02T03:04:05.1234567891234Z",
+    "2099-01-02T03:04:05+24:00",
+    "2099-01-02T03:04:05+00:60",
+    "2099-01-02T3:04:05Z",
+    "0000-01-01T00:00:00Z",
+    "9999-12-31T23:59:59Z",
+    "2096-02-29T00:00:00Z",
+    "2000-02-29T00:00:00Z",
+    # ...and stricter
+    "2099-01-02t03:04:05Z",
+    "2099-01-02T03:04:05z",
+    "2099-01-02 03:04:05Z",
+    "2099-01-02T03:04:05+0100",
+    "2099-01-02T03:04:05+01",
+    "2099-01-02T03:04:05",
+    "2099-01-02T24:00:00Z",
+    "2099-01-02T03:04Z",
+    "2099-01-02T03:04:05.Z",
+    "2099-01-02T03:04:60Z",
+    "2099-01-02T03:04:05+25:00",
+    "2099-01-02T03:04:05+00:61",
+    "2099-02-29T00:00:00Z",
+    "2100-02-29T00:00:00Z",
+    "2099-13-01T00:00:00Z",
+    "2099-00-01T00:00:00Z",
+    "2099-1-02T03:04:05Z",
+    "2099-01-02T003:04:05Z",
+    "2099-01-02",
+    " 2099-01-02T03:04:05Z",
+    "2099-01-02T03:04:05Z ",
+    "2099-01-02T03:04:05ZZ",
+    "\uff12\uff10\uff19\uff19-01-02T03:04:05Z",  # full-width digits
+    "",
+]
+
+
+def versioned_kubectl() -> str:
+    """The newest `kubectl.1.NN` beside the Google Cloud SDK dispatcher (one plugin run per
+    command instead of two), else the kubectl on PATH."""
+    kubectl = os.path.realpath(require_tool("kubectl"))
+    beside = sorted(Path(kubectl).parent.glob("kubectl.1.*"), key=lambda path: int(path.suffix[1:]))
+    return str(beside[-1]) if beside else kubectl
+
+
+def credential(stamp: str) -> bytes:
+    status = {"token": "t", "expirationTimestamp": stamp}
+    return json.dumps({"kind": "ExecCredential", "apiVersion": V1BETA1, "status": status}).encode()
+
+
+@pytest.mark.real_kubectl
+def test_the_shim_accepts_exactly_the_timestamps_kubectl_accepts(tmp_path: Path) -> None:
+    kubectl = versioned_kubectl()
+    kubectl_says: dict[str, bool] = {}
+    with ApiServer(lambda token: token == "t") as api:
+        for number, stamp in enumerate(FORMS):
+            printed = tmp_path / f"credential{number}.json"
+            printed.write_bytes(credential(stamp))
+            config = tmp_path / f"kubeconfig{number}"
+            config.write_text(kubeconfig(api, "/bin/cat", [str(printed)]))
+            result = kubectl_version(kubectl, dict(os.environ), config)
+            if result.returncode != 0:
+                assert b"parsing time" in result.stderr, (stamp, result.stderr.decode())
+            kubectl_says[stamp] = result.returncode == 0
+    shim_says = {
+        stamp: isinstance(validate(credential(stamp), V1BETA1), Credential) for stamp in FORMS
+    }
+    disagreements = {
+        stamp: kubectl_says[stamp] for stamp in FORMS if shim_says[stamp] != kubectl_says[stamp]
+    }
+    assert disagreements == {}, f"kubectl accepts (True) or rejects (False): {disagreements}"
+    # The table means something only if it holds both kinds.
+    assert sum(kubectl_says.values()) >= 10
+    assert len(FORMS) - sum(kubectl_says.values()) >= 10
+
+
+def test_offsets_beyond_python_s_range_are_read_as_go_reads_them() -> None:
+    utc = parse_timestamp("2099-01-02T03:04:05Z")
+    assert parse_timestamp("2099-01-02T03:04:05+24:00") == utc - 24 * 3600
+    assert parse_timestamp("2099-01-02T03:04:05-00:60") == utc + 3600
+    assert parse_timestamp("2099-01-02T3:04:05Z") == utc
+    assert parse_timestamp("2099-01-02T03:04:05,25Z") == utc + 0.25
