@@ -15,11 +15,11 @@ from shim import __version__, log, store
 from shim.background import FLAG
 from shim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ShimError, Terminated
 from shim.execinfo import requested_api_version
+from shim.files import write_credential
 from shim.flow import get_credential, refresh_in_background
 from shim.meta import decode as decode_meta
 from shim.meta import printable
 from shim.options import REPEAT_SEPARATOR, SELECTION, SETTINGS, VALUE_OPTIONS, split_command
-from shim.output import write_credential
 from shim.selection import BACKENDS, Request, cache_dir_setting, has_selection, resolve
 
 TYPE_CHECKING = False

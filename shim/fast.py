@@ -19,10 +19,9 @@ from shim.client import asked_again, client_identity
 from shim.entry import SERVABLE, stage
 from shim.errors import UsageError
 from shim.execinfo import ENV_VAR, requested_api_version_fast
-from shim.files import read_private
+from shim.files import read_private, write_credential
 from shim.keys import cache_key
 from shim.options import scan, split_command
-from shim.output import write_credential
 from shim.selection import resolve
 from shim.store import KeyFiles, cache_dir_problem, read_entry
 

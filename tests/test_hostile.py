@@ -118,6 +118,8 @@ def test_a_fifo_in_place_of_a_cache_file_never_blocks(shim: Shim, suffix: str) -
         age(shim, 840 - 200)  # inside the ahead window: the marker is opened after serving
     path.unlink(missing_ok=True)
     os.mkfifo(path, 0o600)
+    long_ago = time.time() - 3600
+    os.utime(path, (long_ago, long_ago))  # an .ahead this old lets a refresh start: opened
     for args in (["-c", "demo"], ["--list"], ["--purge", "-c", "demo"]):
         result = shim.run(*args, timeout=HANG_GUARD, KUBERNETES_EXEC_INFO=info)
         if args[0] == "-c":
@@ -329,24 +331,38 @@ def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
     if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
         argv = [*shim_argv(), "-c", "demo"]
         os.execve(argv[0], argv, {**shim.env, "FAKE_MODE": "mfa"})  # noqa: S606
+    try:
+        output = talk_to(terminal, b"424242\n")
+    finally:
+        _, status = os.waitpid(pid, os.WNOHANG)
+        if _ == 0:  # still running: stuck, the test has failed already
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"-mfa-424242" in output
+
+
+def talk_to(terminal: int, answer: bytes) -> bytes:
+    """Wait for the MFA prompt on `terminal`, type `answer`, read until the other end closes."""
+    import select
+
     output = b""
     deadline = time.monotonic() + HANG_GUARD
     while b"Enter MFA code" not in output:
-        assert time.monotonic() < deadline, f"no prompt: {output!r}"
+        ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
+        assert ready, f"no prompt: {output!r}"
         output += os.read(terminal, 4096)
-    os.write(terminal, b"424242\n")
+    os.write(terminal, answer)
     while True:
+        ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
+        assert ready, f"stuck after the prompt: {output!r}"
         try:
             chunk = os.read(terminal, 4096)
         except OSError:  # EIO: the child closed the terminal
-            break
+            return output
         if not chunk:
-            break
+            return output
         output += chunk
-        assert time.monotonic() < deadline, f"stuck after the prompt: {output!r}"
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, output
-    assert b"-mfa-424242" in output
 
 
 # 6. Bytes in, bytes out.
