@@ -1,7 +1,8 @@
-"""The full command line: argparse, the actions, and the error boundary.
+"""The full command line: argparse, the actions, and the one error boundary.
 
 `shim.fast` serves plain cache hits without coming here; everything else
-(misses, --refresh, --purge, --list, --help, usage errors) comes through `main`.
+(misses, --refresh, --purge, --list, --help, usage errors, `shim kubeconfig`)
+comes through `main`, and every failure leaves through `guarded`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ import os
 import sys
 import time
 
-from shim import __version__, log, store
+from shim import __version__, crash, log, store
+from shim.backends import BACKENDS
 from shim.background import FLAG
-from shim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, ShimError, Terminated
+from shim.errors import EXIT_INTERRUPTED, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
 from shim.files import write_credential
 from shim.flow import get_credential, refresh_in_background
 from shim.meta import decode as decode_meta
 from shim.meta import printable
-from shim.options import REPEAT_SEPARATOR, SELECTION, SETTINGS, VALUE_OPTIONS, split_command
-from shim.selection import BACKENDS, Request, cache_dir_setting, has_selection, resolve
+from shim.options import (
+    REPEAT_SEPARATOR,
+    SELECTION,
+    SETTINGS,
+    VALUE_OPTIONS,
+    debug_requested,
+    split_command,
+)
+from shim.selection import cache_dir_setting, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Callable
+    from typing import Callable, NoReturn
 
 USAGE = """\
 shim [SELECTION] [OPTIONS]
@@ -34,15 +43,24 @@ shim [SELECTION] [OPTIONS]
 DESCRIPTION = f"""\
 Print a kubectl exec credential (ExecCredential JSON) for an EKS cluster, cached
 until shortly before it expires. EKS mode builds the backend command from
-SELECTION (backends: {", ".join(BACKENDS)}); generic mode runs COMMAND verbatim."""
+SELECTION (backends: {", ".join(BACKENDS)}); generic mode runs COMMAND verbatim.
+`shim kubeconfig --help` explains how to put the shim into kubeconfig."""
 EPILOG = """\
 EKS_SHIM_DEBUG=1 works as -v. Options on the command line win over the environment;
 an empty variable counts as unset."""
+VERBOSE_FLAGS = ("-v", "--verbose")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse, whose errors go through our error boundary: one `eks-token-shim:` line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> Parser:
     """The argparse parser, built from the option table in shim.options."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="shim", usage=USAGE, description=DESCRIPTION, epilog=EPILOG, allow_abbrev=False
     )
     for title, table in (("selection (EKS mode)", SELECTION), ("options", SETTINGS)):
@@ -58,9 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help=help_text,
                 action="append" if option.repeatable else "store",
             )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="explain on stderr what happens"
-    )
+    parser.add_argument(*VERBOSE_FLAGS, action="store_true", help="explain on stderr what happens")
     parser.add_argument("--version", action="version", version=f"eks-token-shim {__version__}")
     actions = parser.add_argument_group("actions (default: print a valid credential)")
     exclusive = actions.add_mutually_exclusive_group()
@@ -70,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     exclusive.add_argument(
         "--purge",
         action="store_true",
-        help="remove the selected entry, or all when none is selected",
+        help="remove the entries of a cluster (-c, narrowed by -p/-r) however they were made, "
+        "or of `-- COMMAND` exactly, or all when nothing is selected",
     )
     exclusive.add_argument(
         "--list", action="store_true", help="show the cached entries (never the tokens)"
@@ -83,51 +100,57 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["kubeconfig"]:
+    log.set_verbose(debug_requested(os.environ))
+    return guarded(lambda: dispatch(args, os.environ), os.environ)
+
+
+def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
+    """`shim [-v] kubeconfig ...`, or the credential command line."""
+    leading = 0
+    while args[leading : leading + 1] and args[leading] in VERBOSE_FLAGS:
+        leading += 1
+    if args[leading : leading + 1] == ["kubeconfig"]:
         from shim import kubeconfig
 
-        log.set_verbose(os.environ.get("EKS_SHIM_DEBUG") == "1")
-        return guarded(lambda: kubeconfig.main(args[1:]), log.is_verbose())
-    options_argv, _ = split_command(args)
-    verbose = os.environ.get("EKS_SHIM_DEBUG") == "1" or any(
-        arg in ("-v", "--verbose") for arg in options_argv
-    )
-    log.set_verbose(verbose)
-    return guarded(lambda: run(args, os.environ), verbose)
+        if leading:
+            log.set_verbose(True)
+        return kubeconfig.main(args[leading + 1 :], Parser)
+    return run(args, environ)
 
 
-def guarded(action: Callable[[], int], verbose: bool) -> int:
-    """The error boundary: expected errors become one line and an exit code, Ctrl-C 130."""
+def guarded(action: Callable[[], int], environ: Mapping[str, str]) -> int:
+    """The error boundary: expected errors become one line and their exit code; a signal
+    128+N; anything unexpected exit 3, one line, and a crash log with the traceback."""
     try:
         return action()
     except ShimError as error:
         log.error(error.message)
+        if error.hint:
+            log.hint(error.hint)
         return error.exit_code
     except Terminated as signalled:
         return signalled.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as error:
-        if verbose:
-            import traceback
-
-            traceback.print_exc()
-        log.error(f"unexpected {type(error).__name__}: {error} (run with -v for details)")
-        return EXIT_FAILURE
+        return crash.report(error, environ)
 
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
     """Parse the options and do what they ask."""
     options_argv, command = split_command(argv)
     parsed = build_parser().parse_args(options_argv)
+    if parsed.verbose:
+        log.set_verbose(True)
     values = option_values(parsed)
+    crash.note_cache_dir(cache_dir_setting(values, environ))
     if parsed.list:
         return list_entries(cache_dir_setting(values, environ))
-    if parsed.purge and not has_selection(values, command):
-        return purge(None, cache_dir_setting(values, environ))
+    if parsed.purge and command is None:
+        return purge_selected(values, cache_dir_setting(values, environ))
     request = resolve(values, command, environ)
     if parsed.purge:
-        return purge(request, request.cache_dir)
+        return purge_command(request.command, request.cache_dir)
     api_version = requested_api_version(environ)
     if parsed.background_refresh:
         return refresh_in_background(request, api_version)
@@ -145,54 +168,74 @@ def option_values(parsed: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def purge(request: Request | None, cache_dir: str) -> int:
-    """Remove the selected entries (any apiVersion and environment), or all of them."""
-    left = 0
-    if request is None:
+def purge_selected(values: Mapping[str, str], cache_dir: str) -> int:
+    """`--purge -c CLUSTER [-p PROFILE] [-r REGION]`: every entry of that cluster however it was
+    made (EKS mode, a wrapped kubeconfig's command); without -c, every file of ours."""
+    if "cluster" not in values:
         removed, left = store.purge_all(cache_dir)
-    else:
-        removed = 0
-        for key, meta in _entries_with_meta(cache_dir):
-            same_profile = request.profile is None or meta.get("profile") == request.profile
-            if meta.get("command") == request.command and same_profile:
-                removed += store.remove_entry(store.KeyFiles(cache_dir, key))
+        _report_purge(removed, cache_dir, left)
+        return 0
+    wanted = {name: values.get(name) for name in ("cluster", "profile", "region")}
+
+    def selected(meta: dict[str, object]) -> bool:
+        return all(value is None or meta.get(name) == value for name, value in wanted.items())
+
+    return _purge_matching(selected, cache_dir)
+
+
+def purge_command(command: list[str], cache_dir: str) -> int:
+    """`--purge -- COMMAND...`: the entries of exactly that command, any apiVersion or env."""
+    return _purge_matching(lambda meta: meta.get("command") == command, cache_dir)
+
+
+def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: str) -> int:
+    removed = 0
+    for key, entry in store.list_entries(cache_dir):
+        meta = decode_meta(entry.meta) if entry is not None else {}
+        if selected(meta) and store.remove_entry(store.KeyFiles(cache_dir, key)):
+            removed += 1
+            print("removed: " + ", ".join(f"{name} {cell}" for name, cell in _described(meta)))
+    _report_purge(removed, cache_dir)
+    return 0
+
+
+def _report_purge(removed: int, cache_dir: str, left: int = 0) -> None:
     where = printable(cache_dir)
     print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {where}")
     if left:
-        log.warn(
-            f"left alone {left} file{'s' if left > 1 else ''} in {where} the shim did not write"
-        )
-    return 0
+        files = f"{left} file{'s' if left > 1 else ''}"
+        log.warn(f"left alone {files} in {where} that the shim did not write")
+
+
+def _described(meta: dict[str, object]) -> list[tuple[str, str]]:
+    """An entry's metadata as (column, cell) pairs; never the token, which is not in it."""
+    command = meta.get("command")
+    what = meta.get("cluster") or (
+        " ".join(str(arg) for arg in command) if isinstance(command, list) else "?"
+    )
+    return [
+        ("cluster" if meta.get("cluster") else "command", printable(what)),
+        ("profile", printable(meta.get("profile") or "-")),
+        ("region", printable(meta.get("region") or "-")),
+        ("api", printable(meta.get("apiVersion") or "-").rpartition("/")[2]),
+        ("made", printable(meta.get("mode") or "-")),
+    ]
 
 
 def list_entries(cache_dir: str) -> int:
-    """Print one line per entry: what it is for, and until when. Never the token."""
-    rows = [("CLUSTER/COMMAND", "PROFILE", "REGION", "API", "EXPIRES", "LEFT")]
+    """Print one line per entry: what it is for, how it was made, until when. Never the token."""
+    rows: list[tuple[str, ...]] = [
+        ("CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT")
+    ]
     now = time.time()
     for key, entry in store.list_entries(cache_dir):
         if entry is None:
-            rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-"))
+            rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-", "-"))
             continue
-        meta = decode_meta(entry.meta)
-        command = meta.get("command")
-        what = meta.get("cluster") or (
-            " ".join(str(arg) for arg in command) if isinstance(command, list) else "?"
-        )
-        rows.append(
-            (
-                printable(what),
-                printable(meta.get("profile") or "-"),
-                printable(meta.get("region") or "-"),
-                printable(meta.get("apiVersion") or "-").rpartition("/")[2],
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.expiry)),
-                f"{entry.expiry - now:.0f}s",
-            )
-        )
-    widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
+        cells = [cell for _, cell in _described(decode_meta(entry.meta))]
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.expiry))
+        rows.append((*cells, expires, f"{entry.expiry - now:.0f}s"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
-
-
-def _entries_with_meta(cache_dir: str) -> list[tuple[str, dict[str, object]]]:
-    return [(key, decode_meta(entry.meta)) for key, entry in store.list_entries(cache_dir) if entry]

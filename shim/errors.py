@@ -5,6 +5,7 @@ from __future__ import annotations
 # Exit codes follow the shell's conventions so that scripts can tell them apart.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_CRASH = 3  # an unexpected exception: a bug, with a crash log (shim.crash)
 EXIT_TIMEOUT = 124  # as timeout(1)
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -16,9 +17,10 @@ class ShimError(Exception):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, exit_code: int | None = None, hint: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint  # what to do about it, a line of its own
         if exit_code is not None:
             self.exit_code = exit_code
 

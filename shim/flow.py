@@ -19,12 +19,12 @@ import os
 import time
 
 from shim import background, log, store
-from shim.client import asked_again, client_identity, note_served
-from shim.entry import FRESH, REFRESH, SERVABLE, Entry, is_fresh, stage
+from shim.backends import failure_hint
+from shim.client import note_served
+from shim.entry import FRESH, REFRESH, SERVABLE, Entry, is_fresh
 from shim.errors import BackendError
-from shim.execinfo import ENV_VAR, cluster_info
-from shim.files import read_private
-from shim.keys import cache_key
+from shim.execinfo import cluster_info
+from shim.fast import entry_stage, key_files, look_up
 from shim.lock import KeyLock
 from shim.process import describe, start
 
@@ -52,17 +52,6 @@ class Deadline:
         return max(0.0, self.at - time.monotonic())
 
 
-def key_files(request: Request, api_version: str) -> store.KeyFiles:
-    """The cache files of `request` answered with `api_version`."""
-    key = cache_key(request.command, api_version, request.env, request.key_env)
-    return store.KeyFiles(request.cache_dir, key)
-
-
-def entry_stage(entry: Entry | None, now: float, request: Request) -> str:
-    """shim.entry.stage with the request's settings."""
-    return stage(entry, now, request.refresh_before, request.refresh_ahead, request.max_age)
-
-
 def get_credential(
     request: Request,
     api_version: str,
@@ -73,24 +62,22 @@ def get_credential(
 ) -> bytes:
     """The credential to print: a servable cached one, else a newly fetched and validated one."""
     deadline = Deadline(request.timeout)
-    files = key_files(request, api_version)
     problem = store.cache_dir_problem(request.cache_dir)
     if problem is not None:
         log.warn(f"{problem}: working without a cache")
         return fetch(request, api_version, deadline).output
-    asker = client_identity() if environ.get(ENV_VAR) else None
-    entry = None if force else store.read_entry(files.entry)
     now = clock()
-    phase = entry_stage(entry, now, request)
-    if entry is not None and phase in SERVABLE:
-        if not rejected_by_server(entry, files, asker, environ, now, deadline):
-            log.debug(f"cache hit ({phase}): {files.entry}")
-            background.after_serving(argv, files, asker, phase, now)
+    found = look_up(request, api_version, environ, now, force)
+    entry, files = found.entry, found.files
+    if entry is not None and found.stage in SERVABLE:
+        if not (found.asked_again and rejected_by_server(entry, environ, deadline)):
+            log.debug(f"cache hit ({found.stage}): {files.entry}")
+            background.after_serving(argv, files, found.asker, found.stage, now)
             return entry.credential
         store.remove_entry(files)
         entry, force = None, True
     credential = fetch_and_cache(request, api_version, files, entry, force, clock, deadline)
-    note_served(files.served, asker, clock())
+    note_served(files.served, found.asker, clock())
     return credential
 
 
@@ -146,17 +133,8 @@ def fetch_and_cache(
             lock.__exit__(None, None, None)
 
 
-def rejected_by_server(
-    entry: Entry,
-    files: store.KeyFiles,
-    asker: str | None,
-    environ: Mapping[str, str],
-    now: float,
-    deadline: Deadline,
-) -> bool:
-    """Heal: when the same kubectl process asks again, whether the server now answers 401."""
-    if asker is None or not asked_again(read_private(files.served), asker, now):
-        return False
+def rejected_by_server(entry: Entry, environ: Mapping[str, str], deadline: Deadline) -> bool:
+    """Heal: the same kubectl process asked again; whether the server now answers 401."""
     cluster = cluster_info(environ)
     if cluster is None:
         log.debug("asked again by the same process, without cluster info: serving the cache")
@@ -210,7 +188,11 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
         # Imported while the backend runs: orjson costs tens of ms (issue #3).
         from shim.credential import validate
 
-        output = backend.finish(deadline.at, deadline.seconds)
+        try:
+            output = backend.finish(deadline.at, deadline.seconds)
+        except BackendError as error:
+            error.hint = failure_hint(request.command, request.env, backend.stderr_tail)
+            raise
     result = validate(output, api_version)
     if isinstance(result, list):
         problems = "; ".join(result)

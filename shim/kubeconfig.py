@@ -168,14 +168,30 @@ def run(
     return 0
 
 
-def main(argv: Sequence[str]) -> int:
+HELP = """\
+wrap: put the shim in front of kubeconfig's EKS users. Each user whose exec runs
+`aws ... eks get-token` or `aws-iam-authenticator token` (any exec plugin with
+--context) then runs `shim -- <the same command>`: same command, same args, same env,
+answered from the cache. provideClusterInfo becomes true, so that the shim can check
+a token kubectl reports as rejected. Files are written atomically with their mode and
+comments kept, after one backup <file>.eks-token-shim.bak.
+
+unwrap: give those users back exactly the exec sections they had before wrap.
+
+Both print one line per changed user; --dry-run prints them and writes nothing.
+Run wrap again after `aws eks update-kubeconfig` rewrites an entry."""
+
+
+def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser] | None = None) -> int:
     """`shim kubeconfig {wrap,unwrap} [--kubeconfig PATH] [--context NAME]... [--dry-run]`."""
-    parser = argparse.ArgumentParser(
+    parser = (parser_class or argparse.ArgumentParser)(
         prog="shim kubeconfig",
         allow_abbrev=False,
         description=__doc__.splitlines()[0] if __doc__ else None,
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", choices=("wrap", "unwrap"))
+    parser.add_argument("action", choices=("wrap", "unwrap"), help="see below")
     parser.add_argument(
         "--kubeconfig",
         metavar="PATH",
@@ -189,5 +205,10 @@ def main(argv: Sequence[str]) -> int:
         help="only this context's user (repeatable; default: every EKS user)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    parser.add_argument("-v", "--verbose", action="store_true", help="explain on stderr")
     parsed = parser.parse_args(argv)
+    if parsed.verbose:
+        from shim import log
+
+        log.set_verbose(True)
     return run(parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, os.environ)

@@ -46,6 +46,11 @@ def warn(message: str) -> None:
     _write("warning: ", message)
 
 
+def hint(message: str) -> None:
+    """What the user can do about the error just reported."""
+    _write("hint: ", message)
+
+
 def debug(message: str) -> None:
     """Detail for -v only."""
     if _state["verbose"]:

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import json
 
+from shim.backends import Selection, selection_of
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shim.selection import Request
 
 
 def encode(request: Request, api_version: str) -> bytes:
-    """The metadata stored with an entry for `request`."""
+    """The metadata stored with an entry for `request`: what the backend table reads out of
+    its command and environment, so that entries made in EKS mode and through a wrapped
+    kubeconfig (generic mode) say the same things."""
+    selected = selection_of(request.command, request.env) or Selection(None)
     record = {
-        "cluster": request.cluster or cluster_in_command(request.command),
+        "cluster": selected.cluster,
         "command": request.command,
-        "profile": request.profile,
-        "region": request.region,
+        "profile": selected.profile,
+        "region": selected.region,
         "apiVersion": api_version,
+        "mode": request.mode,
     }
     return json.dumps(record, ensure_ascii=True).encode("ascii")
 
@@ -43,15 +49,3 @@ def printable(value: object) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate no decoder made: show it escaped
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def cluster_in_command(argv: list[str]) -> str | None:
-    """The cluster an `aws eks get-token` or `aws-iam-authenticator token` argv names, if any."""
-    for flag in ("--cluster-name", "--cluster-id", "-i"):
-        for at, arg in enumerate(argv[:-1]):
-            if arg == flag:
-                return argv[at + 1]
-        for arg in argv:
-            if arg.startswith(flag + "="):
-                return arg[len(flag) + 1 :]
-    return None

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 # Values of a repeatable option, joined: no argument or variable can hold a NUL.
 REPEAT_SEPARATOR = "\0"
+DEBUG_ENV = "EKS_SHIM_DEBUG"  # =1 works as -v, wherever the shim runs (kubeconfig's env)
 
 
 class Option:
@@ -130,6 +131,11 @@ def setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) ->
     if dest in values:
         return values[dest]
     return (environ.get(option.env) if option.env else None) or option.default
+
+
+def debug_requested(environ: Mapping[str, str]) -> bool:
+    """Whether the environment asks for -v (EKS_SHIM_DEBUG=1)."""
+    return environ.get(DEBUG_ENV) == "1"
 
 
 def repeated(values: Mapping[str, str], dest: str) -> list[str]:

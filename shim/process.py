@@ -7,8 +7,9 @@ while the backend (hundreds of milliseconds of AWS CLI) runs (issue #3):
         ...                               # imports, while it runs
         output = backend.finish(deadline)
 
-stdin and stderr are inherited (MFA prompts, the backend's own messages);
-stdout is captured: it is the credential, and only a valid one reaches kubectl.
+stdin is inherited (MFA prompts); stdout is captured: it is the credential, and
+only a valid one reaches kubectl. stderr is passed on to ours as it comes, and its
+last few kB kept, so that a failure can be explained (an expired SSO session).
 
 The backend runs in its own process group, so that a timeout, or SIGTERM, SIGHUP
 or SIGINT to us, ends it and everything it started (a credential helper, a `sleep`
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 _READ_SIZE = 65536
+_TAIL = 8192  # bytes of the backend's stderr kept to explain a failure
 # The signals that end us while a backend runs: we end its group first, then exit 128+N.
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 GRACE = 1.0  # seconds between TERM and KILL for the backend's group
@@ -64,7 +66,9 @@ class Backend:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.argv = argv
         self.pid = 0
+        self.stderr_tail = b""  # the end of what the backend wrote to stderr
         self._stdout = -1
+        self._stderr = -1
         self._handlers: dict[int, Any] = {}
         self._terminal = False
         # Signals wait until the pid is known: a TERM between spawn and bookkeeping
@@ -84,23 +88,30 @@ class Backend:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
 
     def _spawn(self, env: dict[str, str], child_mask: Any) -> None:
-        read_end, write_end = os.pipe()  # both close-on-exec: only the dup2'd copy reaches it
+        # All four ends are close-on-exec: only the dup2'd copies reach the backend.
+        read_end, write_end = os.pipe()
+        err_read, err_write = os.pipe()
         terminal = _our_terminal()
         try:
             self.pid = os.posix_spawnp(
                 self.argv[0],
                 self.argv,
                 env,
-                file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 1)],
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, write_end, 1),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
+                ],
                 setpgroup=0,
                 setsigmask=child_mask,
             )
         except OSError as error:
             os.close(read_end)
+            os.close(err_read)
             raise _start_error(self.argv, error) from None
         finally:
             os.close(write_end)
-        self._stdout = read_end
+            os.close(err_write)
+        self._stdout, self._stderr = read_end, err_read
         if terminal:
             self._terminal = _hand_terminal(self.pid)
 
@@ -115,9 +126,10 @@ class Backend:
                 end_group(self.pid)  # a timeout, a signal, Ctrl-C: never leave it running
             if self._terminal:
                 _hand_terminal(os.getpgrp())
-            if self._stdout >= 0:
-                os.close(self._stdout)
-                self._stdout = -1
+            for fd in (self._stdout, self._stderr):
+                if fd >= 0:
+                    os.close(fd)
+            self._stdout = self._stderr = -1
             self._restore_handlers()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -131,8 +143,7 @@ class Backend:
         """Wait until the monotonic `deadline`; the backend's stdout, or a BackendError with
         the command and exit code. `timeout` is the whole call's, for the message."""
         try:
-            stdout = _read_all(self._stdout, deadline)
-            status = _wait(self.pid, deadline)
+            stdout, status = self._collect(deadline)
         except TimeoutError:
             raise BackendError(
                 f"{describe(self.argv)} timed out (--timeout {timeout:g} s) and was killed",
@@ -145,6 +156,45 @@ class Backend:
             exit_code = code if code > 0 else 128 - code
             raise BackendError(f"{describe(self.argv)} failed with exit code {code}", exit_code)
         return stdout
+
+    def _collect(self, deadline: float) -> tuple[bytes, int]:
+        """stdout whole, and the exit status; stderr passed on as it comes. A backend that
+        exits while something it started still holds stderr is not waited for."""
+        import select
+
+        poller = select.poll()
+        for fd in (self._stdout, self._stderr):
+            poller.register(fd, select.POLLIN)
+        open_fds, chunks, status = {self._stdout, self._stderr}, [], None
+        while open_fds:
+            if self._stdout not in open_fds and status is None:
+                status = _reaped_status(self.pid)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            # Once stdout is closed, look in on the backend now and then: it may be gone.
+            wait = left if self._stdout in open_fds else min(left, 0.02)
+            events = poller.poll(wait * 1000)
+            if not events and status is not None:
+                break  # it exited, and stderr has been quiet since: a child of its holds it
+            for fd, _ in events:
+                data = os.read(fd, _READ_SIZE)
+                if not data:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                elif fd == self._stdout:
+                    chunks.append(data)
+                else:
+                    self._pass_on(data)
+        return b"".join(chunks), status if status is not None else _wait(self.pid, deadline)
+
+    def _pass_on(self, data: bytes) -> None:
+        self.stderr_tail = (self.stderr_tail + data)[-_TAIL:]
+        try:
+            while data:
+                data = data[os.write(2, data) :]
+        except OSError:
+            pass  # our own stderr is gone: the backend's messages have nowhere to go
 
 
 def start(argv: list[str], env: dict[str, str]) -> Backend:
@@ -224,22 +274,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _read_all(fd: int, deadline: float) -> bytes:
-    import select
-
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    chunks: list[bytes] = []
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        if not poller.poll(left * 1000):
-            continue
-        chunk = os.read(fd, _READ_SIZE)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+def _reaped_status(pid: int) -> int | None:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return status if done else None
 
 
 def _wait(pid: int, deadline: float) -> int:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os.path
 
+from shim.backends import BACKENDS
 from shim.errors import UsageError
-from shim.options import repeated, setting
+from shim.options import BY_DEST, repeated, setting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-BACKENDS = ("aws", "aws-iam-authenticator")
 # poll(2) takes an int of milliseconds: a day is far beyond any backend, and far below that.
 MAX_TIMEOUT = 86400.0
 MAX_SECONDS = 366 * 86400.0  # refresh windows and ages: a year covers any token
@@ -26,15 +26,13 @@ class Request:
 
     __slots__ = (
         "cache_dir",
-        "cluster",
         "command",
         "env",
         "key_env",
         "max_age",
-        "profile",
+        "mode",
         "refresh_ahead",
         "refresh_before",
-        "region",
         "timeout",
     )
 
@@ -48,9 +46,7 @@ class Request:
         timeout: float,
         max_age: float = 3600.0,
         key_env: tuple[str, ...] = (),
-        cluster: str | None = None,
-        profile: str | None = None,
-        region: str | None = None,
+        mode: str = "generic",
     ) -> None:
         self.command = command
         self.env = env
@@ -60,23 +56,7 @@ class Request:
         self.timeout = timeout
         self.max_age = max_age
         self.key_env = key_env
-        self.cluster = cluster
-        self.profile = profile
-        self.region = region
-
-
-def eks_command(backend: str, cluster: str, region: str | None, role_arn: str | None) -> list[str]:
-    """The argv that makes an EKS token with `backend`."""
-    if backend == "aws":
-        argv = ["aws"] + (["--region", region] if region else [])
-        argv += ["eks", "get-token", "--cluster-name", cluster]
-        argv += ["--role-arn", role_arn] if role_arn else []
-        # A config's `output = text` or `table` applies to get-token too (aws-cli #7719):
-        # `aws eks update-kubeconfig` writes this flag for the same reason.
-        return [*argv, "--output", "json"]
-    argv = ["aws-iam-authenticator", "token", "-i", cluster]
-    argv += ["-r", role_arn] if role_arn else []
-    return argv + (["--region", region] if region else [])
+        self.mode = mode  # "eks": built from -c/-p/-r; "generic": the command after --
 
 
 def parse_seconds(text: str, what: str, allow_zero: bool, maximum: float = MAX_SECONDS) -> float:
@@ -111,8 +91,8 @@ def _seconds_setting(
     values: Mapping[str, str], environ: Mapping[str, str], dest: str, maximum: float = MAX_SECONDS
 ) -> float:
     """A number of seconds: the option, else its EKS_SHIM_* variable, else its default."""
-    flag, variable = "--" + dest.replace("_", "-"), "EKS_SHIM_" + dest.upper()
-    what = f"{flag} ({variable})" if dest != "timeout" else flag
+    option = BY_DEST[dest]
+    what = option.flags[0] + (f" ({option.env})" if option.env else "")
     text = setting(values, environ, dest)
     return parse_seconds(text, what, allow_zero=dest != "timeout", maximum=maximum)
 
@@ -130,13 +110,14 @@ def _backend_command(
         if not command:
             raise UsageError("nothing after --: give the command to wrap")
         return command
-    backend = setting(values, environ, "backend")
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    backend = BACKENDS.get(setting(values, environ, "backend"))
+    if backend is None:
+        name, known = setting(values, environ, "backend"), ", ".join(BACKENDS)
+        raise UsageError(f"unknown backend {name!r}: choose one of {known}")
     cluster = values.get("cluster")
     if not cluster:
         raise UsageError("no cluster selected: give -c/--cluster NAME, or -- COMMAND [ARG...]")
-    return eks_command(backend, cluster, values.get("region"), values.get("role_arn"))
+    return backend.argv(cluster, values.get("region"), values.get("role_arn"))
 
 
 def resolve(
@@ -154,9 +135,8 @@ def resolve(
         raise UsageError("--key-env takes the name of an environment variable")
     argv = _backend_command(values, command, environ)
     env = dict(environ)
-    profile, region = values.get("profile"), values.get("region")
-    if profile:
-        env["AWS_PROFILE"] = profile
+    if values.get("profile"):
+        env["AWS_PROFILE"] = values["profile"]
     return Request(
         command=argv,
         env=env,
@@ -166,7 +146,5 @@ def resolve(
         timeout=timeout,
         max_age=max_age,
         key_env=tuple(sorted(set(key_env))),
-        cluster=values.get("cluster"),
-        profile=profile or environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE"),
-        region=region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        mode="generic" if command is not None else "eks",
     )

@@ -31,6 +31,7 @@ SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.clien
 AHEAD_SUFFIX = ".ahead"  # its mtime: when a background refresh was last started
 KEY_SUFFIXES = (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX)
 BACKGROUND_LOG = "background.log"
+CRASH_LOG = "crash.log"  # shim.crash: the traceback of the last unexpected error
 _KEY_LENGTH = 64  # a SHA-256 in hex (shim.keys)
 _HEX = frozenset("0123456789abcdef")
 
@@ -79,8 +80,8 @@ def key_of(name: str) -> str | None:
 
 def is_ours(name: str) -> bool:
     """Whether the shim could have written a file of this name (a key's file, its temp
-    file `.<key file>.<pid>.<random>.tmp`, or background.log)."""
-    if name == BACKGROUND_LOG or key_of(name) is not None:
+    file `.<key file>.<pid>.<random>.tmp`, background.log or crash.log)."""
+    if name in (BACKGROUND_LOG, CRASH_LOG) or key_of(name) is not None:
         return True
     parts = name.split(".")
     # ["", key, suffix, pid, random, "tmp"]

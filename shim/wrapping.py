@@ -9,8 +9,7 @@ tools' own data, which kubectl preserves.
 
 from __future__ import annotations
 
-import os
-
+from shim.backends import program_name, recognise
 from shim.process import describe
 
 TYPE_CHECKING = False
@@ -31,11 +30,6 @@ class Change:
         self.after = after
 
 
-def _name(command: object) -> str:
-    base = os.path.basename(str(command or ""))
-    return base[:-4] if base.lower().endswith(".exe") else base
-
-
 def _argv(section: Any) -> list[str]:
     return [str(section.get("command") or ""), *(str(arg) for arg in section.get("args") or [])]
 
@@ -51,19 +45,16 @@ def wrapped(section: Any) -> bool:
     """Whether an exec section already runs the shim in generic mode."""
     if not hasattr(section, "get"):
         return False
-    return _name(section.get("command")) in SHIM_NAMES and list(section.get("args") or [])[:1] == [
-        "--"
-    ]
+    runs_shim = program_name(str(section.get("command") or "")) in SHIM_NAMES
+    return runs_shim and list(section.get("args") or [])[:1] == ["--"]
 
 
 def wraps_eks(section: Any) -> bool:
-    """Whether an exec section runs `aws ... eks get-token` or `aws-iam-authenticator token`."""
+    """Whether an exec section runs a backend of the table (`aws ... eks get-token`,
+    `aws-iam-authenticator token`)."""
     if not hasattr(section, "get") or wrapped(section):
         return False
-    name, args = _name(section.get("command")), [str(arg) for arg in section.get("args") or []]
-    if name == "aws":
-        return any(args[at : at + 2] == ["eks", "get-token"] for at in range(len(args)))
-    return name == "aws-iam-authenticator" and args[:1] == ["token"]
+    return recognise(_argv(section)) is not None
 
 
 def wrap_exec(user_item: Any, shim: str) -> Change | None:

@@ -40,6 +40,9 @@ if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, 
 if mode == "fail":
     sys.stderr.write("An error occurred (ExpiredToken): the security token is expired\n")
     sys.exit(3)
+if mode == "sso-expired":  # as AWS CLI v2 words it
+    sys.stderr.write("Error when retrieving token from sso: Token has expired and refresh failed\n")
+    sys.exit(255)
 if mode == "garbage":
     print("<html>Gateway Timeout</html>")
     sys.exit(0)

@@ -388,10 +388,11 @@ def test_list_shows_entries_but_never_a_token(shim: Shim) -> None:
     result = shim.run("--list")
     assert result.returncode == 0
     lines = result.stdout.decode().splitlines()
-    assert lines[0].split() == ["CLUSTER/COMMAND", "PROFILE", "REGION", "API", "EXPIRES", "LEFT"]
-    assert sorted(line.split()[:4] for line in lines[1:]) == [
-        ["dev", "-", "-", "v1beta1"],
-        ["prod", "admin", "eu-west-1", "v1beta1"],
+    header = ["CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT"]
+    assert lines[0].split() == header
+    assert sorted(line.split()[:5] for line in lines[1:]) == [
+        ["dev", "-", "-", "v1beta1", "generic"],
+        ["prod", "admin", "eu-west-1", "v1beta1", "eks"],
     ]
     assert all(token not in result.stdout.decode() for token in tokens)
     assert b"k8s-aws-v1" not in result.stdout

@@ -128,7 +128,7 @@ def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
     "broken",
     [
         "background.note_served",  # after printing: ignored, the hit stands
-        "fast.read_entry",  # before printing: the full CLI decides, and serves the same entry
+        "fast.scan",  # before printing: the full CLI decides, and serves the same entry
     ],
 )
 def test_a_fault_on_the_hot_path_never_fails_the_call(

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shim.backends import BACKENDS, recognise, selection_of
 from shim.cli import build_parser, option_values
 from shim.options import VALUE_OPTIONS, scan, split_command
-from shim.selection import eks_command, resolve
+from shim.selection import resolve
 
 flags = [flag for option in VALUE_OPTIONS for flag in option.flags]
 words = st.sampled_from(
@@ -88,10 +89,52 @@ def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
 
 
 def test_without_region_the_backend_resolves_it() -> None:
-    assert "--region" not in eks_command("aws", "c", None, None)
-    assert eks_command("aws-iam-authenticator", "c", None, None) == [
+    assert "--region" not in BACKENDS["aws"].argv("c", None, None)
+    assert BACKENDS["aws-iam-authenticator"].argv("c", None, None) == [
         "aws-iam-authenticator",
         "token",
         "-i",
         "c",
     ]
+
+
+names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@given(
+    st.sampled_from(sorted(BACKENDS)),
+    names,
+    st.one_of(st.none(), names),
+    st.one_of(st.none(), names),
+    st.one_of(st.none(), names),
+)
+def test_every_backend_reads_back_what_it_built(
+    name: str, cluster: str, region: str | None, role: str | None, profile: str | None
+) -> None:
+    """The backend table's two directions agree: the argv built for a selection is
+    recognised, and reads back as that selection (issue #9: one place per backend fact)."""
+    argv = BACKENDS[name].argv(cluster, region, role)
+    env = {"AWS_PROFILE": profile} if profile else {}
+    assert recognise(argv) is BACKENDS[name]
+    selected = selection_of(argv, env)
+    assert selected is not None
+    assert (selected.cluster, selected.region, selected.role_arn, selected.profile) == (
+        cluster,
+        region,
+        role,
+        profile,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["aws", "sts", "get-caller-identity"],
+        ["aws-iam-authenticator", "verify", "-t", "token"],
+        ["kubelogin", "get-token"],
+        ["/usr/local/bin/aws-vault", "exec", "p", "--", "aws", "eks", "get-token"],
+        [],
+    ],
+)
+def test_commands_that_make_no_eks_token_are_no_backend(argv: list[str]) -> None:
+    assert recognise(argv) is None
