@@ -228,7 +228,9 @@ def list_entries(cache_dir: str) -> int:
         ("CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT")
     ]
     now = time.time()
-    for key, entry in store.list_entries(cache_dir):
+    entries = store.list_entries(cache_dir)
+    log.debug(f"{len(entries)} entries in {printable(cache_dir)}")
+    for key, entry in entries:
         if entry is None:
             rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-", "-"))
             continue

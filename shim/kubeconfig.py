@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from shim import log
 from shim.errors import ShimError
 from shim.files import replace_file
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
@@ -141,6 +142,7 @@ def run(
 ) -> int:
     """Wrap or unwrap; print one line per changed user and a total."""
     paths = kubeconfig_files(explicit, environ)
+    log.debug(f"kubeconfig files: {', '.join(paths) or 'none'}")
     documents = load_all(paths)
     undo = action == "unwrap"
     command = "" if undo else shim_command()
@@ -208,7 +210,5 @@ def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser] | None
     parser.add_argument("-v", "--verbose", action="store_true", help="explain on stderr")
     parsed = parser.parse_args(argv)
     if parsed.verbose:
-        from shim import log
-
         log.set_verbose(True)
     return run(parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, os.environ)

@@ -1,0 +1,206 @@
+"""Issue #9: purge and list match how users made their entries; one error boundary;
+-v wherever options are taken; the lock's inode re-check (filelock #31)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import Shim, token_of
+
+from shim import cli, lock
+from shim.lock import KeyLock
+
+KUBECONFIG_ENV = {"AWS_PROFILE": "ops"}  # what `aws eks update-kubeconfig --profile` writes
+WRAPPED = ["--", "aws", "--region", "eu-west-1", "eks", "get-token", "--cluster-name", "prod"]
+WRAPPED += ["--output", "json"]  # what `shim kubeconfig wrap` makes of update-kubeconfig's
+MADE = {
+    # how users make entries for cluster "prod", and what --list then says of them
+    "eks mode": (["-c", "prod"], {}),
+    "eks mode, -r and -p": (["-c", "prod", "-r", "eu-west-1", "-p", "admin"], {}),
+    "shim kubeconfig wrap": (WRAPPED, KUBECONFIG_ENV),
+    "wrapped authenticator": (["--", "aws-iam-authenticator", "token", "-i", "prod"], {}),
+}
+
+
+def make_all(shim: Shim) -> None:
+    for args, env in MADE.values():
+        shim.run(*args, **env)
+    shim.run("-c", "other")
+    assert len(shim.entries()) == 5
+
+
+def test_list_shows_cluster_profile_region_and_how_each_entry_was_made(shim: Shim) -> None:
+    make_all(shim)
+    rows = sorted(line.split()[:5] for line in shim.run("--list").stdout.decode().splitlines()[1:])
+    assert rows == [
+        ["other", "-", "-", "v1beta1", "eks"],
+        ["prod", "-", "-", "v1beta1", "eks"],
+        ["prod", "-", "-", "v1beta1", "generic"],
+        ["prod", "admin", "eu-west-1", "v1beta1", "eks"],
+        ["prod", "ops", "eu-west-1", "v1beta1", "generic"],
+    ]
+
+
+def test_eks_mode_and_the_same_wrapped_command_share_one_entry(shim: Shim) -> None:
+    first = shim.run("-c", "prod", "-r", "eu-west-1", "-p", "ops").stdout
+    assert shim.run(*WRAPPED, **KUBECONFIG_ENV).stdout == first
+    assert len(shim.calls()) == 1
+
+
+def test_purge_a_cluster_removes_it_however_it_was_made(shim: Shim) -> None:
+    make_all(shim)
+    result = shim.run("--purge", "-c", "prod")
+    lines = result.stdout.decode().splitlines()
+    assert len([line for line in lines if line.startswith("removed: cluster prod,")]) == 4
+    assert lines[-1].startswith("removed 4 cache entries")
+    assert "other" in shim.run("--list").stdout.decode()
+    assert len(shim.entries()) == 1
+
+
+@pytest.mark.parametrize(
+    ("narrowing", "left"),
+    [(["-p", "admin"], 4), (["-r", "eu-west-1"], 3), (["-p", "ops", "-r", "us-east-1"], 5)],
+)
+def test_purge_is_narrowed_by_profile_and_region(
+    shim: Shim, narrowing: list[str], left: int
+) -> None:
+    make_all(shim)
+    shim.run("--purge", "-c", "prod", *narrowing)
+    assert len(shim.entries()) == left
+
+
+def test_purge_a_command_keeps_its_exact_meaning(shim: Shim) -> None:
+    make_all(shim)
+    args, env = MADE["wrapped authenticator"]
+    result = shim.run("--purge", *args, **env)
+    assert b"removed 1 cache entry" in result.stdout
+    assert len(shim.entries()) == 4
+
+
+def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
+    shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def bug(*args: object, **kwargs: object) -> bytes:
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(cli, "get_credential", bug)
+    for name in ("HOME", "PATH", "FAKE_LOG"):
+        monkeypatch.setenv(name, shim.env[name])
+    assert cli.main(["-c", "demo"]) == 3
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("eks-token-shim: error: unexpected ZeroDivisionError")
+    crash_log = shim.cache_dir / "crash.log"
+    assert str(crash_log) in line
+    assert stat.S_IMODE(crash_log.stat().st_mode) == 0o600
+    text = crash_log.read_text()
+    assert "Traceback" in text
+    assert "ZeroDivisionError: injected" in text
+    assert "eks-token-shim 0.1.0" in text
+    assert b"removed 0 cache entries" in shim.run("--purge").stdout  # crash.log is ours
+    assert not crash_log.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["-c"],
+        ["--timeout", "x", "-c", "demo"],
+        ["-c", "demo", "--refresh", "--purge"],
+        ["kubeconfig"],
+        ["kubeconfig", "bogus"],
+        ["kubeconfig", "wrap", "--kubeconfig", "/nonexistent/config"],
+        ["--", "no-such-command-here"],
+        ["-c", "demo", "-b", "bogus"],
+    ],
+)
+def test_every_message_starts_with_the_tool_s_name(shim: Shim, args: list[str]) -> None:
+    result = shim.run(*args, expect=None)
+    assert result.returncode != 0
+    lines = result.stderr.decode().splitlines()
+    assert lines
+    assert all(line.startswith("eks-token-shim: ") for line in lines), lines
+
+
+def test_an_expired_sso_session_gets_the_command_that_fixes_it(shim: Shim) -> None:
+    result = shim.run("-c", "demo", "-p", "dev", FAKE_MODE="sso-expired", expect=255)
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "Error when retrieving token from sso: Token has expired and refresh failed"
+    assert lines[1].startswith("eks-token-shim: error: aws eks get-token")
+    assert lines[2] == (
+        "eks-token-shim: hint: the AWS SSO session has expired or was never started: "
+        "run `aws sso login --profile dev`"
+    )
+    failed = shim.run("-c", "demo", FAKE_MODE="fail", expect=3)
+    assert b"hint" not in failed.stderr  # another failure: no guess
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-v", "-c", "demo"],
+        ["-c", "demo", "-v"],
+        ["-vc", "demo"],
+        ["--verbose", "--", "aws", "eks", "get-token", "--cluster-name", "demo"],
+        ["-v", "kubeconfig", "wrap", "--dry-run"],
+        ["kubeconfig", "-v", "wrap", "--dry-run"],
+        ["kubeconfig", "wrap", "--dry-run", "-v"],
+    ],
+)
+def test_verbose_wherever_options_are_taken(shim: Shim, args: list[str]) -> None:
+    shim.run("-c", "demo")  # a cached entry: a hit must be verbose too
+    result = shim.run(*args)
+    assert b"eks-token-shim: debug: " in result.stderr, result.stderr
+
+
+def test_the_debug_variable_works_for_every_command(shim: Shim) -> None:
+    for args in (["-c", "demo"], ["--list"], ["kubeconfig", "wrap", "--dry-run"]):
+        result = shim.run(*args, EKS_SHIM_DEBUG="1")
+        assert b"eks-token-shim: debug: " in result.stderr, args
+
+
+def test_a_purged_lock_file_never_gives_two_holders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock #31: B opened the lock file, a purge removed it, C locked a new file at the
+    path, A released the old one. B must not take the lock it now holds alone."""
+    path = str(tmp_path / "k.lock")
+    holder_a = KeyLock(path, 0)
+    assert holder_a.__enter__()
+    opened, go = threading.Event(), threading.Event()
+    original_open = lock._open
+
+    def slow_open(name: str) -> object:
+        file = original_open(name)
+        if not opened.is_set():
+            opened.set()
+            go.wait(10)  # the fault: B is descheduled between its open and its flock
+        return file
+
+    monkeypatch.setattr(lock, "_open", slow_open)
+    result: list[bool] = []
+    waiter_b = KeyLock(path, 1.0)
+    thread = threading.Thread(target=lambda: result.append(waiter_b.__enter__()))
+    thread.start()
+    assert opened.wait(10)
+    os.unlink(path)  # --purge
+    holder_c = KeyLock(path, 0)
+    assert holder_c.__enter__()
+    holder_a.__exit__(None, None, None)
+    go.set()
+    thread.join(10)
+    assert result == [False], "B took a lock that C holds"
+    holder_c.__exit__(None, None, None)
+
+
+def test_kubeconfig_help_explains_wrap_and_unwrap(shim: Shim) -> None:
+    text = shim.run("kubeconfig", "--help").stdout.decode()
+    assert "wrap: put the shim in front of" in text
+    assert "unwrap: give those users back" in text
+    assert token_of(shim.run("-c", "demo").stdout)
