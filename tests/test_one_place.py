@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Shim, token_of
 
-from shim import cli, lock
+from shim import __version__, cli, lock
 from shim.lock import KeyLock
 
 KUBECONFIG_ENV = {"AWS_PROFILE": "ops"}  # what `aws eks update-kubeconfig --profile` writes
@@ -101,7 +101,7 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     text = crash_log.read_text()
     assert "Traceback" in text
     assert "ZeroDivisionError: injected" in text
-    assert "eks-token-shim 0.1.0" in text
+    assert f"eks-token-shim {__version__}" in text
     assert b"removed 0 cache entries" in shim.run("--purge").stdout  # crash.log is ours
     assert not crash_log.exists()
 
