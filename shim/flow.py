@@ -184,7 +184,11 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     """Run the backend and validate what it printed; BackendError when it is not a credential."""
     if log.is_verbose():
         log.debug(f"running {describe(request.command)}")
-    with start(request.command, request.env) as backend:
+    from shim.kuberc import read_policy
+
+    # kubectl's credential-plugin policy, which the shim never widens (issue #10).
+    argv = read_policy(request.env).resolve(request.command, request.env)
+    with start(argv, request.env) as backend:
         # Imported while the backend runs: orjson costs tens of ms (issue #3).
         from shim.credential import validate
 

@@ -13,9 +13,10 @@ import argparse
 import os
 import sys
 
-from shim import log
+from shim import kuberc, log
 from shim.errors import ShimError
 from shim.files import replace_file
+from shim.kuberc import round_trip_yaml
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
 
 TYPE_CHECKING = False
@@ -37,18 +38,9 @@ def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[s
     return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never fold a long token or certificate line
-    return yaml
-
-
 def load_all(paths: list[str]) -> dict[str, Any]:
     """Every file's document, or a ShimError naming the first that cannot be read or parsed."""
-    yaml, documents = _yaml(), {}
+    yaml, documents = round_trip_yaml(), {}
     for path in paths:
         try:
             with open(path, encoding="utf-8") as file:
@@ -112,7 +104,7 @@ def write_atomically(path: str, document: Any, backup: bool) -> None:
         with open(target, "rb") as original:
             replace_file(target + BACKUP_SUFFIX, original.read(), mode, durable=True)
     text = io.StringIO()
-    _yaml().dump(document, text)
+    round_trip_yaml().dump(document, text)
     # kubeconfigs hold secrets: the mode they had, never wider.
     replace_file(target, text.getvalue().encode("utf-8"), mode, durable=True)
 
@@ -145,20 +137,26 @@ def run(
     log.debug(f"kubeconfig files: {', '.join(paths) or 'none'}")
     documents = load_all(paths)
     undo = action == "unwrap"
+    selected = select_users(documents, contexts, undo)
     command = "" if undo else shim_command()
+    policy_file = kuberc.load_for_edit(kuberc.kuberc_path(environ))
+    allow = None if undo else _allowlist_change(policy_file, selected, command, environ)
     changes: dict[str, list[Change]] = {}
-    for path, context, user_item in select_users(documents, contexts, undo):
-        change = unwrap_exec(user_item) if undo else wrap_exec(user_item, command)
+    verb = ("would " if dry_run else "") + action
+    for path, context, user_item in selected:
+        change = unwrap_exec(user_item) if undo else wrap_exec(user_item, command, allow)
         if change is not None:
             changes.setdefault(path, []).append(change)
-            verb = ("would " if dry_run else "") + action
             print(
                 f"{verb}: {path}: context {context}, user {user_item['name']}: "
                 f"{change.before} -> {change.after}"
             )
+    edited = _policy_edits(documents, changes, policy_file, command, allow, undo, dry_run)
     if not dry_run:
         for path in changes:
             write_atomically(path, documents[path], backup=not undo)
+        for edited_file in edited:
+            write_atomically(edited_file.path, edited_file.document, backup=not undo)
     count = sum(len(items) for items in changes.values())
     done = "would change" if dry_run else "changed"
     print(
@@ -168,6 +166,75 @@ def run(
         else f"nothing to {action}"
     )
     return 0
+
+
+def _allowlist_change(
+    policy_file: kuberc.Kuberc | None,
+    selected: list[tuple[str, str, Any]],
+    shim: str,
+    environ: Mapping[str, str],
+) -> dict[str, str] | None:
+    """What wrap must add to kubectl's allowlist so that kubectl runs the shim in front of
+    commands it allows today: {"kuberc": file, "kubercEntry": shim}, or None (issue #10)."""
+    if policy_file is None or policy_file.policy.type == kuberc.ALLOW_ALL:
+        return None
+    policy = policy_file.policy
+    if policy.type == kuberc.DENY_ALL:
+        raise ShimError(
+            f"{policy_file.path} sets credentialPluginPolicy: DenyAll: kubectl runs no "
+            "credential plugin, so it would not run the shim either; nothing was changed"
+        )
+    allowed = False
+    for _, _, user_item in selected:
+        section = exec_section(user_item)
+        if section is None or wrapped(section) or not section.get("command"):
+            continue
+        original = str(section["command"])
+        if policy.allowed_path(original, environ) is not None:
+            allowed = True
+        else:
+            log.warn(
+                f"{policy_file.path}'s allowlist does not allow {original}: kubectl refuses "
+                "it today, and the shim will refuse to run it too"
+            )
+    if not allowed or policy.allowed_path(shim, environ) is not None:
+        return None
+    return {"kuberc": policy_file.path, "kubercEntry": shim}
+
+
+def _policy_edits(
+    documents: dict[str, Any],
+    changes: dict[str, list[Change]],
+    policy_file: kuberc.Kuberc | None,
+    shim: str,
+    allow: dict[str, str] | None,
+    undo: bool,
+    dry_run: bool,
+) -> list[kuberc.Kuberc]:
+    """The kuberc files to write: the shim's entry added by wrap, or removed by the unwrap of
+    the last wrapped user (only the entry that wrap added, per the users' records)."""
+    verb = "would " if dry_run else ""
+    if not undo:
+        if allow is None or policy_file is None or not changes:
+            return []
+        policy_file.add_entry(shim)
+        print(f"{verb}allow: {policy_file.path}: credentialPluginAllowlist + {shim}")
+        return [policy_file]
+    if select_users(documents, [], undo=True):
+        return []  # users still run the shim: kubectl must keep allowing it
+    added = {
+        (str(change.record["kuberc"]), str(change.record["kubercEntry"]))
+        for items in changes.values()
+        for change in items
+        if change.record is not None and change.record.get("kubercEntry")
+    }
+    edited = []
+    for path, entry in sorted(added):
+        loaded = kuberc.load_for_edit(path)
+        if loaded is not None and loaded.remove_entry(entry):
+            print(f"{verb}disallow: {path}: credentialPluginAllowlist - {entry}")
+            edited.append(loaded)
+    return edited
 
 
 HELP = """\

@@ -21,13 +21,15 @@ SHIM_NAMES = ("shim", "eks-get-token-use-cache")
 
 
 class Change:
-    """One user's exec command line before and after, for the report."""
+    """One user's exec command line before and after, for the report, and the record that
+    wrap kept in the user's extensions (unwrap's Change carries the one it took out)."""
 
-    __slots__ = ("after", "before")
+    __slots__ = ("after", "before", "record")
 
-    def __init__(self, before: str, after: str) -> None:
+    def __init__(self, before: str, after: str, record: Any = None) -> None:
         self.before = before
         self.after = after
+        self.record = record
 
 
 def _argv(section: Any) -> list[str]:
@@ -57,13 +59,14 @@ def wraps_eks(section: Any) -> bool:
     return recognise(_argv(section)) is not None
 
 
-def wrap_exec(user_item: Any, shim: str) -> Change | None:
-    """Make the user's exec section run `shim -- <original argv>`; None when nothing to do."""
+def wrap_exec(user_item: Any, shim: str, extra: dict[str, str] | None = None) -> Change | None:
+    """Make the user's exec section run `shim -- <original argv>`; None when nothing to do.
+    `extra` goes into the record unwrap reads (what wrap added to kubectl's allowlist)."""
     user, section = user_item["user"], exec_section(user_item)
     if section is None or not section.get("command") or wrapped(section):
         return None
     before = _argv(section)
-    record: dict[str, object] = {"hadArgs": "args" in section}
+    record: dict[str, object] = {"hadArgs": "args" in section, **(extra or {})}
     if "provideClusterInfo" in section:
         record["provideClusterInfo"] = section["provideClusterInfo"]
     if section.get("args") is None:
@@ -75,7 +78,7 @@ def wrap_exec(user_item: Any, shim: str) -> Change | None:
     section["provideClusterInfo"] = True
     extensions = user.setdefault("extensions", [])
     extensions.append({"name": EXTENSION, "extension": record})
-    return Change(describe(before), describe(_argv(section)))
+    return Change(describe(before), describe(_argv(section)), record)
 
 
 def unwrap_exec(user_item: Any) -> Change | None:
@@ -95,7 +98,7 @@ def unwrap_exec(user_item: Any) -> Change | None:
             section["provideClusterInfo"] = record["provideClusterInfo"]
         else:
             section.pop("provideClusterInfo", None)
-    return Change(describe(before), describe(_argv(section)))
+    return Change(describe(before), describe(_argv(section)), record)
 
 
 def _pop_extension(user: Any) -> Any:

@@ -1,0 +1,237 @@
+"""kubectl's credential-plugin policy (kuberc, kubectl >= 1.35), which the shim never widens.
+
+kubectl reads `credentialPluginPolicy` and `credentialPluginAllowlist` from its
+kuberc (`$KUBERC`, else `~/.kube/kuberc`; `KUBECTL_KUBERC=false` turns kuberc off)
+and runs an exec plugin only as the policy allows. Once the shim is allowed, it
+would run whatever a kubeconfig puts after `--`: so before it runs a backend, the
+shim asks the same policy about the backend, the way client-go does
+(tools/clientcmd pluginpolicy): an entry matches the command as written, or after
+both are looked up on PATH (Go's exec.LookPath: no symlinks resolved, no globbing).
+The backend then runs by the path that was checked. kubectl's `--kuberc` flag is
+invisible to plugins: only the variable and the default path count.
+
+Read only on a miss, never on a hit; a kuberc that does not mention the policy is
+not even parsed as YAML (ruamel.yaml costs ~30 ms to import).
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim.errors import ShimError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+ALLOW_ALL, DENY_ALL, ALLOWLIST = "AllowAll", "DenyAll", "Allowlist"
+ENTRY_FIELDS = ("name", "command")  # kubectl 1.35 knows `name`; 1.36 renames it `command`
+
+
+class PolicyError(ShimError):
+    """kubectl's credential-plugin policy does not let the shim run this backend."""
+
+
+class Policy:
+    """A kuberc's credential-plugin policy: its file, its type, its allowlist entries."""
+
+    __slots__ = ("entries", "path", "type")
+
+    def __init__(self, path: str, policy_type: str, entries: list[str] | None) -> None:
+        self.path = path
+        self.type = policy_type or ALLOW_ALL
+        self.entries = entries
+
+    def resolve(self, argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+        """`argv` with its command as it must run; PolicyError when the policy forbids it."""
+        if self.type == ALLOW_ALL:
+            return list(argv)
+        command = argv[0]
+        if self.type == DENY_ALL:
+            raise PolicyError(
+                f"{self.path} sets credentialPluginPolicy: DenyAll, so kubectl runs no "
+                f"credential plugin and neither does the shim: {command} was not run"
+            )
+        allowed = self.allowed_path(command, environ)
+        if allowed is None:
+            raise PolicyError(
+                f"{self.path} allows only the credential plugins in credentialPluginAllowlist, "
+                f"and {command} is not one of them: it was not run",
+                hint=f"to allow it, add `- name: {look_path(command, environ) or command}` "
+                "to credentialPluginAllowlist there",
+            )
+        return [allowed, *argv[1:]]
+
+    def allowed_path(self, command: str, environ: Mapping[str, str]) -> str | None:
+        """The path `command` runs by when the allowlist allows it, else None (client-go's
+        Checker.checkAllowlist)."""
+        entries = set(self.entries or ())
+        configured = _clean(command)
+        resolved = look_path(command, environ)
+        if configured in entries:
+            return resolved or command
+        if resolved is None:
+            return None
+        if resolved in entries:
+            return resolved
+        for entry in self.entries or ():
+            if look_path(entry, environ) == resolved:
+                return resolved
+        return None
+
+
+def kuberc_path(environ: Mapping[str, str]) -> str | None:
+    """The kuberc kubectl reads for plugins; None when kuberc is turned off."""
+    if environ.get("KUBECTL_KUBERC", "").lower() == "false":
+        return None
+    explicit = environ.get("KUBERC")
+    if explicit:
+        return explicit
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".kube", "kuberc")
+
+
+def read_policy(environ: Mapping[str, str]) -> Policy:
+    """The policy in force; AllowAll without a kuberc. A kuberc that cannot be read or
+    makes no sense is a PolicyError: the shim fails closed, never wider than kubectl."""
+    path = kuberc_path(environ)
+    if path is None:
+        return Policy("", ALLOW_ALL, None)
+    try:
+        with open(path, "rb") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return Policy(path, ALLOW_ALL, None)
+    except OSError as error:
+        raise PolicyError(f"cannot read kubectl's kuberc {path}: {error.strerror}") from None
+    if b"credentialPlugin" not in text:
+        return Policy(path, ALLOW_ALL, None)  # no policy in it: no need for a YAML parser
+    return policy_of(load(text, path), path)
+
+
+def round_trip_yaml() -> Any:
+    """ruamel.yaml in round-trip mode, set up to give back what it read byte for byte:
+    for kuberc here, and for kubeconfig files in shim.kubeconfig."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long token, certificate or path
+    return yaml
+
+
+def load(text: bytes, path: str) -> Any:
+    """The kuberc document (round-trip nodes, so that wrap can edit it in place)."""
+    try:
+        document = round_trip_yaml().load(text)
+    except Exception as error:  # ruamel's errors have no common public base
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise PolicyError(f"kubectl's kuberc {path} is not valid YAML ({first})") from None
+    return document if document is not None else {}
+
+
+def policy_of(document: Any, path: str) -> Policy:
+    """The policy a parsed kuberc sets, validated as client-go validates it."""
+    if not hasattr(document, "get"):
+        raise PolicyError(f"kubectl's kuberc {path} is not a mapping")
+    policy_type = str(document.get("credentialPluginPolicy") or "")
+    raw = document.get("credentialPluginAllowlist")
+    entries = None if raw is None else [entry_name(item) for item in raw or []]
+    problem = _problem(policy_type, entries)
+    if problem:
+        raise PolicyError(f"kubectl's kuberc {path}: {problem}")
+    return Policy(path, policy_type, entries)
+
+
+def entry_name(item: Any) -> str:
+    """An allowlist entry's program: `command` (kubectl >= 1.36), else `name` (1.35)."""
+    if not hasattr(item, "get"):
+        return ""
+    for field in reversed(ENTRY_FIELDS):
+        if item.get(field):
+            return str(item[field])
+    return ""
+
+
+def _problem(policy_type: str, entries: list[str] | None) -> str:
+    # client-go's pluginpolicy.Validate: a policy that makes no sense is an error, so
+    # that a misspelt field never leaves a policy that names nothing.
+    if policy_type in ("", ALLOW_ALL, DENY_ALL):
+        return "" if entries is None else f"policy {policy_type!r} with an allowlist"
+    if policy_type != ALLOWLIST:
+        return f"unknown credentialPluginPolicy {policy_type!r}"
+    if not entries:
+        return "credentialPluginPolicy: Allowlist with no credentialPluginAllowlist entries"
+    for entry in entries:
+        if not entry or _clean(entry) != entry:
+            return f"allowlist entry {entry!r} is empty or not a normalized path"
+    return ""
+
+
+def look_path(name: str, environ: Mapping[str, str]) -> str | None:
+    """Go's exec.LookPath: a name with a slash as it is, else the first executable on PATH."""
+    if "/" in name:
+        return name if _executable(name) else None
+    for directory in environ.get("PATH", "").split(os.pathsep):
+        candidate = _clean(os.path.join(directory or ".", name))  # filepath.Join cleans
+        if _executable(candidate):
+            # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot).
+            return candidate if os.path.isabs(candidate) else None
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _clean(path: str) -> str:
+    # Go's filepath.Clean, for the forms that differ from os.path.normpath: "" is ".",
+    # and a leading "//" is one slash.
+    if not path:
+        return "."
+    cleaned = os.path.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+class Kuberc:
+    """A kuberc loaded for `shim kubeconfig` to edit: its path, document and policy."""
+
+    __slots__ = ("document", "path", "policy")
+
+    def __init__(self, path: str, document: Any) -> None:
+        self.path = path
+        self.document = document
+        self.policy = policy_of(document, path)
+
+    def add_entry(self, program: str) -> None:
+        """Append `program` to the allowlist, spelt as the file's entries are (name/command)."""
+        allowlist = self.document["credentialPluginAllowlist"]
+        fields = {field for item in allowlist if hasattr(item, "get") for field in item}
+        field = "command" if "command" in fields and "name" not in fields else "name"
+        allowlist.append({field: program})
+
+    def remove_entry(self, program: str) -> bool:
+        """Remove the last allowlist entry that names exactly `program`; whether there was one."""
+        allowlist = self.document.get("credentialPluginAllowlist") or []
+        for at in range(len(allowlist) - 1, -1, -1):
+            if entry_name(allowlist[at]) == program:
+                del allowlist[at]
+                return True
+        return False
+
+
+def load_for_edit(path: str | None) -> Kuberc | None:
+    """The kuberc at `path` when it sets a credential-plugin policy, else None."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            text = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise PolicyError(f"cannot read kubectl's kuberc {path}: {error.strerror}") from None
+    if b"credentialPlugin" not in text:
+        return None
+    return Kuberc(path, load(text, path))
