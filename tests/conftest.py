@@ -22,7 +22,7 @@ settings.load_profile("project")
 HERE = Path(__file__).parent
 IN_CI = os.environ.get("CI") == "true"
 # Variables that would change what the shim or a backend does if the developer has them set.
-_SCRUBBED = ("KUBERNETES_EXEC_INFO", "KUBECONFIG")
+_SCRUBBED = ("KUBERNETES_EXEC_INFO", "KUBECONFIG", "KUBERC", "KUBECTL_KUBERC")
 _SCRUBBED_PREFIXES = ("AWS_", "EKS_SHIM_", "FAKE_")
 
 
@@ -30,6 +30,24 @@ def shim_argv() -> list[str]:
     """The installed console script, as kubectl would run it."""
     script = Path(sys.executable).with_name("shim")
     return [str(script)] if script.exists() else [sys.executable, "-m", "shim"]
+
+
+# Read before any test points HOME elsewhere: where scripts/fetch-kubectl put kubectl 1.35.
+_KUBECTL_V35 = os.environ.get("KUBECTL_V35") or str(
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "eks-token-shim-dev/kubectl-v35/kubectl"
+)
+
+
+def kubectl_v35() -> str:
+    """Real kubectl 1.35 (scripts/fetch-kubectl): skip without it, but fail in CI."""
+    path = _KUBECTL_V35
+    if not os.access(path, os.X_OK):
+        message = f"kubectl 1.35 is not at {path} (scripts/fetch-kubectl puts it there)"
+        if IN_CI:
+            pytest.fail(f"{message}, and CI=true requires the real-component tests to run")
+        pytest.skip(message)
+    return path
 
 
 def require_tool(name: str) -> str:

@@ -32,6 +32,11 @@ FORBIDDEN_ON_A_HIT = {
     "shim.credential",
     "shim.process",
     "shim.lock",
+    "shim.kuberc",  # kubectl's plugin policy is read on a miss only (issue #10)
+    "ruamel",
+    "shim.crash",
+    "shim.meta",
+    "signal",
 }
 
 
