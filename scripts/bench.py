@@ -57,6 +57,9 @@ GOALS = [  # (name, numerator, denominator, at most, counts for the exit code)
         False,
     ),
     ("[dispatcher] kubectl via shim / plain aws", "dispatcher_shim", "dispatcher_aws", 0.15, False),
+    # What reading kubectl's credential-plugin policy costs a miss (issue #10).
+    ("miss with an Allowlist kuberc / without", "miss_cat_policy", "miss_cat", 1.5, False),
+    ("miss with a policy-free kuberc / without", "miss_cat_plain_kuberc", "miss_cat", 1.1, False),
 ]
 LABELS = {
     "floor": "python -c pass (same venv)",
@@ -72,6 +75,9 @@ LABELS = {
     "dispatcher_aws": "[dispatcher] kubectl ..., exec plain aws",
     "dispatcher_shim": "[dispatcher] kubectl ..., exec shim (hit)",
     "dispatcher_floor": "[dispatcher] kubectl ..., exec python print",
+    "miss_cat": "shim miss, `cat` as backend, no kuberc",
+    "miss_cat_plain_kuberc": "the same, kuberc without a plugin policy",
+    "miss_cat_policy": "the same, kuberc with an Allowlist policy",
 }
 
 
@@ -152,7 +158,7 @@ def _measure(work: Path, rounds: int, burst_count: int) -> dict[str, object]:
         "LANG": "C.UTF-8",
     }
     shim, aws = str(BIN / "shim"), str(BIN / "aws")
-    backend = [aws, "eks", "get-token", "--cluster-name", CLUSTER]
+    backend = [aws, "eks", "get-token", "--cluster-name", CLUSTER, "--output", "json"]
     token_file = work / "cached.json"
     token_file.write_bytes(subprocess.run(backend, env=env, capture_output=True, check=True).stdout)
     (work / "bash-hit").write_text(BASH_HIT)
@@ -166,6 +172,15 @@ def _measure(work: Path, rounds: int, burst_count: int) -> dict[str, object]:
     slow_rounds = max(5, rounds // 2)
     commands = {"miss": [shim, "-c", CLUSTER], "backend": backend}
     samples |= alternate(commands, env, slow_rounds, {"miss": lambda: purge(cache_dir)})
+    samples |= alternate(
+        kuberc_commands(work, shim, token_file),
+        env,
+        rounds,
+        {
+            name: lambda: purge(cache_dir)
+            for name in ("miss_cat", "miss_cat_plain_kuberc", "miss_cat_policy")
+        },
+    )
     skipped = {}
     kubectls = kubectl_binaries()
     if not kubectls:
@@ -179,6 +194,24 @@ def _measure(work: Path, rounds: int, burst_count: int) -> dict[str, object]:
         "samples_s": samples,
         "skipped": skipped,
         "burst": burst(shim, env, cache_dir, burst_count, work),
+    }
+
+
+def kuberc_commands(work: Path, shim: str, token_file: Path) -> dict[str, list[str]]:
+    """A miss with a near-free backend (`cat` of a token), under three kubercs: none, one
+    without a plugin policy (read, not parsed), one with an Allowlist (parsed, matched)."""
+    plain = work / "kuberc-plain"
+    plain.write_text("apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\naliases: []\n")
+    policy = work / "kuberc-policy"
+    policy.write_text(
+        "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
+        "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n- name: cat\n"
+    )
+    miss = [shim, "--", "cat", str(token_file)]
+    return {
+        "miss_cat": ["env", f"KUBERC={work / 'no-kuberc'}", *miss],
+        "miss_cat_plain_kuberc": ["env", f"KUBERC={plain}", *miss],
+        "miss_cat_policy": ["env", f"KUBERC={policy}", *miss],
     }
 
 
