@@ -123,7 +123,7 @@ def fetch_and_cache(
             if stale is None or entry_stage(stale, clock(), request) != REFRESH:
                 raise
             # Stale-if-error: the token has not expired yet, only its refresh is due.
-            left = stale.expiry - clock()
+            left = min(stale.expiry, stale.fetched_at + request.max_age) - clock()
             log.warn(f"{error.message}: serving the cached credential, valid for {left:.0f} s more")
             return stale.credential
         save_if_cacheable(files.entry, request, credential, clock())

@@ -83,9 +83,13 @@ class Backend:
             self._spawn(env, blocked)
         except BaseException:
             self._restore_handlers()
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             raise
-        finally:
+        try:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a pending signal raises here
+        except BaseException as error:  # ...before `with` took us: clean up as it would
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
 
     def _spawn(self, env: dict[str, str], child_mask: Any) -> None:
         # All four ends are close-on-exec: only the dup2'd copies reach the backend.

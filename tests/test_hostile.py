@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import IN_CI, Shim, age, shim_argv, token_of
@@ -498,3 +499,29 @@ def test_python_never_prints_a_traceback_for_a_signal(shim: Shim) -> None:
     assert process.wait(HANG_GUARD) == 130
     assert process.stderr is not None
     assert b"Traceback" not in process.stderr.read()
+
+
+def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal waits (blocked) until the backend's pid is known, then ends it: the fault
+    is a SIGTERM sent in the narrowest window, right after the spawn returns."""
+    from shim import process
+    from shim.errors import Terminated
+
+    spawned: list[int] = []
+    real_spawn = os.posix_spawnp
+
+    def spawn_then_terminate(*args: Any, **kwargs: Any) -> int:
+        pid = real_spawn(*args, **kwargs)
+        spawned.append(pid)
+        os.kill(os.getpid(), signal.SIGTERM)  # to us, while signals are blocked: pending
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawnp", spawn_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), process.start(["sleep", "300"], dict(os.environ)) as backend:
+        backend.finish(time.monotonic() + HANG_GUARD, HANG_GUARD)
+    assert spawned
+    assert not child_alive(spawned[0])
+    assert signal.getsignal(signal.SIGTERM) is before
