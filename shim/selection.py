@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os.path
 
-from shim.backends import BACKENDS
 from shim.errors import UsageError
 from shim.options import BY_DEST, repeated, setting
 
@@ -110,6 +109,9 @@ def _backend_command(
         if not command:
             raise UsageError("nothing after --: give the command to wrap")
         return command
+    # Only EKS mode needs the backend table: a wrapped kubeconfig's hit does not load it.
+    from shim.backends import BACKENDS
+
     backend = BACKENDS.get(setting(values, environ, "backend"))
     if backend is None:
         name, known = setting(values, environ, "backend"), ", ".join(BACKENDS)
