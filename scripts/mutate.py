@@ -1,0 +1,365 @@
+"""Issue #11's mutation campaign: does the suite notice when the code is wrong?
+
+Run it through scripts/mutate, which prepares .mutate-venv: the project's
+dependencies and launchers, but not the project itself, so that every `import shim`,
+the launchers' and the detached refreshes' included, finds the worker's copy of the
+source tree through PYTHONPATH. (A mutation in the source tree is invisible to a
+suite that runs an installed copy: the trap mutmut 3's `mutants/` copy falls into.)
+
+Each mutant changes one AST node of one module: a comparison flipped at its
+boundary or negated, an operand of `and`/`or` dropped, a `not` dropped, a number
+changed, `+`/`-` or `*`/`/` swapped, `min`/`max` swapped, a statement deleted. The
+whole suite runs against it (`-x`: the first failure kills it) with a timeout, in a
+copy of the tree (one per job), in its own process group, killed with everything it
+started; the copy is restored before the next mutant. Log messages and docstrings
+are not mutated. Survivors that change no behaviour are listed, each with a reason,
+in scripts/mutate-equivalent.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "scripts" / "mutate-equivalent.txt"
+# The credential path: everything in shim/ but the kubeconfig editor.
+NOT_CREDENTIAL_PATH = {"shim/kubeconfig.py", "shim/wrapping.py", "shim/__main__.py"}
+FLIPS: dict[type, type] = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+SWAPS: dict[type, type] = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
+DELETABLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Raise, ast.If, ast.Return)
+QUIET_CALLS = {"debug", "set_timestamps"}  # what only -v or the background log shows
+
+
+class Mutant:
+    """One change to one module: where, what, and the module's text with it."""
+
+    def __init__(self, module: str, line: int, what: str, source: str) -> None:
+        self.module = module
+        self.line = line
+        self.what = what
+        self.source = source
+
+    @property
+    def ident(self) -> str:
+        return f"{self.module}:{self.line} {self.what}"
+
+
+def _skipped(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Docstrings, log calls for -v, `if TYPE_CHECKING:` blocks, annotations, __slots__."""
+    current: ast.AST | None = node
+    while current is not None:
+        parent = parents.get(current)
+        if isinstance(current, ast.If) and "TYPE_CHECKING" in ast.unparse(current.test):
+            return True
+        if isinstance(parent, (ast.arg, ast.AnnAssign)) and current is getattr(
+            parent, "annotation", None
+        ):
+            return True
+        if (
+            isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and current is parent.returns
+        ):
+            return True
+        if isinstance(current, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__slots__" for target in current.targets
+        ):
+            return True
+        if (
+            isinstance(current, ast.Call)
+            and isinstance(current.func, ast.Attribute)
+            and current.func.attr in QUIET_CALLS
+        ):
+            return True
+        current = parent
+    return False
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def _changes(node: ast.AST) -> list[tuple[str, object]]:
+    """The mutations that apply to `node`: (description, how) pairs."""
+    found: list[tuple[str, object]] = []
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        op = type(node.ops[0])
+        if op in FLIPS:
+            found.append((f"{op.__name__}->{FLIPS[op].__name__}", "flip"))
+    elif isinstance(node, ast.BoolOp):
+        for at in range(len(node.values)):
+            found.append((f"{type(node.op).__name__} drops operand {at + 1}", ("drop", at)))
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        found.append(("not dropped", "unnot"))
+    elif isinstance(node, ast.BinOp) and type(node.op) in SWAPS:
+        found.append((f"{type(node.op).__name__}->{SWAPS[type(node.op)].__name__}", "swap"))
+    elif isinstance(node, ast.Constant) and type(node.value) in (int, float, bool):
+        value = node.value
+        new = (not value) if isinstance(value, bool) else (1 if value == 0 else value + 1)
+        found.append((f"{value!r}->{new!r}", ("const", new)))
+    elif isinstance(node, ast.Name) and node.id in ("min", "max"):
+        found.append((f"{node.id}->{'max' if node.id == 'min' else 'min'}", "minmax"))
+    if isinstance(node, DELETABLE) and not _is_docstring(node):  # type: ignore[arg-type]
+        found.append((f"{type(node).__name__} statement deleted", "delete"))
+    return found
+
+
+def _apply(node: ast.AST, how: object) -> ast.AST:
+    """`node` changed as `how` says (a copy; the caller puts it in the tree)."""
+    node = copy.deepcopy(node)
+    if how == "flip":
+        node.ops = [FLIPS[type(node.ops[0])]()]  # type: ignore[attr-defined]
+    elif how == "unnot":
+        return node.operand  # type: ignore[attr-defined,no-any-return]
+    elif how == "swap":
+        node.op = SWAPS[type(node.op)]()  # type: ignore[attr-defined]
+    elif how == "minmax":
+        node.id = "max" if node.id == "min" else "min"  # type: ignore[attr-defined]
+    elif how == "delete":
+        return ast.copy_location(ast.Pass(), node)
+    elif isinstance(how, tuple) and how[0] == "drop":
+        values = [value for at, value in enumerate(node.values) if at != how[1]]  # type: ignore[attr-defined]
+        if len(values) == 1:
+            return values[0]
+        node.values = values  # type: ignore[attr-defined]
+    elif isinstance(how, tuple) and how[0] == "const":
+        node.value = how[1]  # type: ignore[attr-defined]
+    return node
+
+
+def mutants(module: str) -> list[Mutant]:
+    """Every mutant of `module` (a path relative to the root), in source order."""
+    text = (ROOT / module).read_text()
+    tree = ast.parse(text)
+    parents = {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+    places = [
+        (node, what, how)
+        for node in ast.walk(tree)
+        if not _skipped(node, parents)
+        for what, how in _changes(node)
+    ]
+    found = []
+    for node, what, how in places:
+        if how == "delete" and not _in_function(node, parents):
+            continue  # a module-level statement deleted breaks the import: noise, not a test
+        changed = _replace(tree, parents, node, _apply(node, how))
+        found.append(Mutant(module, getattr(node, "lineno", 0), what, ast.unparse(changed)))
+    return sorted(found, key=lambda mutant: mutant.line)
+
+
+def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    current = parents.get(node)
+    while current is not None:
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return True
+        current = parents.get(current)
+    return False
+
+
+def _replace(
+    tree: ast.Module, parents: dict[ast.AST, ast.AST], old: ast.AST, new: ast.AST
+) -> ast.Module:
+    """A copy of `tree` with `old` replaced by `new` (found by identity through the parent)."""
+    parent = parents[old]
+    for field, value in ast.iter_fields(parent):
+        if isinstance(value, list) and any(item is old for item in value):
+            position = next(at for at, item in enumerate(value) if item is old)
+            setattr(parent, field, [*value[:position], new, *value[position + 1 :]])
+            result = copy.deepcopy(tree)
+            setattr(parent, field, value)
+            return result
+        if value is old:
+            setattr(parent, field, new)
+            result = copy.deepcopy(tree)
+            setattr(parent, field, old)
+            return result
+    raise LookupError("node not found under its parent")
+
+
+def run_suite(tree: Path, venv_python: str, pytest_args: list[str], timeout: float) -> str:
+    """Run the suite in `tree`: "survived", "killed", or "timeout" (killed too)."""
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", CI="true")
+    process = subprocess.Popen(
+        [venv_python, "-m", "pytest", *pytest_args],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it started, now or never
+        process.wait()
+    if code is None:
+        return "timeout"
+    return "survived" if code == 0 else "killed"
+
+
+def make_tree(into: Path) -> Path:
+    """A copy of what the suite needs: shim/, tests/, pyproject.toml."""
+    into.mkdir(parents=True)
+    for name in ("shim", "tests", "scripts"):
+        shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", into / "pyproject.toml")
+    return into
+
+
+def equivalents() -> dict[str, str]:
+    """The survivors listed as changing no behaviour: ident -> reason."""
+    listed = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                ident, _, reason = line.partition(" # ")
+                listed[ident.strip()] = reason.strip()
+    return listed
+
+
+def campaign(args: argparse.Namespace) -> dict[str, object]:
+    modules = args.modules or sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "shim").glob("*.py")
+        if str(path.relative_to(ROOT)) not in NOT_CREDENTIAL_PATH
+    )
+    every = [mutant for module in modules for mutant in mutants(module)]
+    if args.only:
+        every = [mutant for mutant in every if args.only in mutant.ident]
+    if args.list:
+        for mutant in every:
+            print(mutant.ident)
+        return {}
+    work = Path(tempfile.mkdtemp(prefix="eks-token-shim-mutate-"))
+    try:
+        trees = [make_tree(work / f"tree{job}") for job in range(args.jobs)]
+        started = time.monotonic()
+        if run_suite(trees[0], args.python, args.pytest_args, args.timeout * 3) != "survived":
+            raise SystemExit("mutate: the suite fails on the unmutated code: fix that first")
+        baseline = time.monotonic() - started
+        print(f"unmutated suite: passed in {baseline:.0f} s; {len(every)} mutants", flush=True)
+        free = list(trees)
+        results: dict[str, str] = {}
+
+        def one(mutant: Mutant) -> None:
+            tree = free.pop()
+            target = tree / mutant.module
+            original = target.read_text()
+            try:
+                target.write_text(mutant.source)
+                results[mutant.ident] = run_suite(tree, args.python, args.pytest_args, args.timeout)
+            finally:
+                target.write_text(original)
+                free.append(tree)
+            print(f"{results[mutant.ident]:8s} {mutant.ident}", flush=True)
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(one, every))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return report(every, results, equivalents())
+
+
+def report(
+    every: list[Mutant], results: dict[str, str], listed: dict[str, str]
+) -> dict[str, object]:
+    per_module: dict[str, dict[str, int]] = {}
+    survivors = []
+    for mutant in every:
+        counts = per_module.setdefault(
+            mutant.module, {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0}
+        )
+        counts["mutants"] += 1
+        result = results.get(mutant.ident, "not run")
+        if result in ("killed", "timeout"):
+            counts["killed"] += 1
+        elif mutant.ident in listed:
+            counts["equivalent"] += 1
+        elif result == "survived":
+            counts["survived"] += 1
+            line = (ROOT / mutant.module).read_text().splitlines()[mutant.line - 1].strip()
+            survivors.append(f"{mutant.ident}    | {line}")
+    print("\n| module | mutants | killed | equivalent | survived | killed of non-equivalent |")
+    print("|---|---|---|---|---|---|")
+    total = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0}
+    for module, counts in sorted(per_module.items()):
+        for name in total:
+            total[name] += counts[name]
+        print(_row(module, counts))
+    print(_row("all", total))
+    if survivors:
+        print("\nsurvivors (not in scripts/mutate-equivalent.txt):")
+        print("\n".join(survivors))
+    return {"modules": per_module, "total": total, "survivors": survivors}
+
+
+def _row(name: str, counts: dict[str, int]) -> str:
+    real = counts["mutants"] - counts["equivalent"]
+    share = f"{100 * counts['killed'] / real:.0f}%" if real else "-"
+    cells = [
+        name,
+        counts["mutants"],
+        counts["killed"],
+        counts["equivalent"],
+        counts["survived"],
+        share,
+    ]
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/mutate", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "modules", nargs="*", help="modules to mutate (default: the credential path)"
+    )
+    parser.add_argument("--only", default="", help="only mutants whose ident contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants at once (each in a copy)")
+    parser.add_argument("--timeout", type=float, default=240, help="seconds for one suite run")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--python", default=sys.executable, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pytest-args",
+        nargs=argparse.REMAINDER,
+        default=["-x", "-q", "-p", "no:cacheprovider"],
+        help="what pytest runs with (default: -x -q -p no:cacheprovider)",
+    )
+    args = parser.parse_args()
+    result = campaign(args)
+    if args.json and result:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
