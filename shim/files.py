@@ -39,9 +39,12 @@ def is_private(st: os.stat_result) -> bool:
     )
 
 
-def open_regular(path: str, flags: int, mode: int = 0o600) -> tuple[int, os.stat_result]:
-    """Open `path` without following a symlink or blocking; NotRegular unless a regular file."""
-    fd = os.open(path, flags | CAREFUL, mode)
+def open_regular(
+    path: str, flags: int, mode: int = 0o600, follow: bool = False
+) -> tuple[int, os.stat_result]:
+    """Open `path` without blocking, and without following a symlink unless `follow`;
+    NotRegular unless what it opened is a regular file."""
+    fd = os.open(path, flags | (CAREFUL & ~_NOFOLLOW if follow else CAREFUL), mode)
     try:
         st = os.fstat(fd)
     except BaseException:
@@ -75,6 +78,14 @@ def read_private(path: str) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def read_all(fd: int) -> bytes:
+    """Everything left in the open file `fd`."""
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def write_private(path: str, data: bytes) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from shim.errors import ShimError
+from shim.files import open_regular, read_all
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,18 +97,27 @@ def read_policy(environ: Mapping[str, str]) -> Policy:
     """The policy in force; AllowAll without a kuberc. A kuberc that cannot be read or
     makes no sense is a PolicyError: the shim fails closed, never wider than kubectl."""
     path = kuberc_path(environ)
-    if path is None:
-        return Policy("", ALLOW_ALL, None)
-    try:
-        with open(path, "rb") as file:
-            text = file.read()
-    except FileNotFoundError:
-        return Policy(path, ALLOW_ALL, None)
-    except OSError as error:
-        raise PolicyError(f"cannot read kubectl's kuberc {path}: {error.strerror}") from None
-    if b"credentialPlugin" not in text:
-        return Policy(path, ALLOW_ALL, None)  # no policy in it: no need for a YAML parser
+    text = _read(path) if path is not None else None
+    if path is None or text is None or b"credentialPlugin" not in text:
+        return Policy(path or "", ALLOW_ALL, None)  # no policy: no need for a YAML parser
     return policy_of(load(text, path), path)
+
+
+def _read(path: str) -> bytes | None:
+    """The kuberc's bytes; None when there is none. A FIFO or a directory there is a
+    refusal, never a wait (issue #8); a symlink is followed, as kubectl follows it."""
+    try:
+        fd, _ = open_regular(path, os.O_RDONLY, follow=True)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise PolicyError(
+            f"cannot read kubectl's kuberc {path}: {error.strerror or error}"
+        ) from None
+    try:
+        return read_all(fd)
+    finally:
+        os.close(fd)
 
 
 def round_trip_yaml() -> Any:
@@ -223,15 +233,7 @@ class Kuberc:
 
 def load_for_edit(path: str | None) -> Kuberc | None:
     """The kuberc at `path` when it sets a credential-plugin policy, else None."""
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as file:
-            text = file.read()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise PolicyError(f"cannot read kubectl's kuberc {path}: {error.strerror}") from None
-    if b"credentialPlugin" not in text:
+    text = _read(path) if path is not None else None
+    if path is None or text is None or b"credentialPlugin" not in text:
         return None
     return Kuberc(path, load(text, path))

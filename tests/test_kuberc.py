@@ -180,3 +180,19 @@ def test_a_cached_token_is_served_without_reading_kuberc(shim: Shim, private_hom
     kuberc = write_kuberc(private_home, "credentialPluginPolicy: DenyAll\n")
     kuberc.chmod(0)  # were it read, it could not be: a hit never opens it
     assert shim.run("-c", "demo").stdout == first
+
+
+def test_a_fifo_or_symlink_as_kuberc(shim: Shim, private_home: Path) -> None:
+    """A FIFO is a refusal, never a wait (issue #8); a symlink is followed, as kubectl does."""
+    kuberc = private_home / ".kube" / "kuberc"
+    kuberc.parent.mkdir()
+    os.mkfifo(kuberc)
+    result = shim.run("-c", "demo", expect=1, timeout=30)
+    assert f"cannot read kubectl's kuberc {kuberc}".encode() in result.stderr
+    assert shim.calls() == []
+    kuberc.unlink()
+    target = private_home / "dotfiles-kuberc"
+    target.write_text(HEADER + "credentialPluginPolicy: DenyAll\n")
+    kuberc.symlink_to(target)
+    assert b"DenyAll" in shim.run("-c", "demo", expect=1).stderr
+    assert shim.calls() == []
