@@ -55,11 +55,12 @@ QUIET_CALLS = {"debug", "set_timestamps"}  # what only -v or the background log 
 
 
 class Mutant:
-    """One change to one module: where, what, and the module's text with it."""
+    """One change to one module: where (lines), what, and the module's text with it."""
 
-    def __init__(self, module: str, line: int, what: str, source: str) -> None:
+    def __init__(self, module: str, line: int, end: int, what: str, source: str) -> None:
         self.module = module
         self.line = line
+        self.end = end
         self.what = what
         self.source = source
 
@@ -170,7 +171,9 @@ def mutants(module: str) -> list[Mutant]:
         if how == "delete" and not _in_function(node, parents):
             continue  # a module-level statement deleted breaks the import: noise, not a test
         changed = _replace(tree, parents, node, _apply(node, how))
-        found.append(Mutant(module, getattr(node, "lineno", 0), what, ast.unparse(changed)))
+        line = getattr(node, "lineno", 0)
+        end = getattr(node, "end_lineno", None) or line
+        found.append(Mutant(module, line, end, what, ast.unparse(changed)))
     return sorted(found, key=lambda mutant: mutant.line)
 
 
@@ -203,11 +206,14 @@ def _replace(
     raise LookupError("node not found under its parent")
 
 
-def run_suite(tree: Path, venv_python: str, pytest_args: list[str], timeout: float) -> str:
+def run_suite(
+    tree: Path, venv_python: str, pytest_args: list[str], timeout: float, **extra_env: str
+) -> str:
     """Run the suite in `tree`: "survived", "killed", or "timeout" (killed too)."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", CI="true")
+    env.update(extra_env)
     process = subprocess.Popen(
-        [venv_python, "-m", "pytest", *pytest_args],
+        [venv_python, "-m", *pytest_args],
         cwd=tree,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -225,6 +231,44 @@ def run_suite(tree: Path, venv_python: str, pytest_args: list[str], timeout: flo
     if code is None:
         return "timeout"
     return "survived" if code == 0 else "killed"
+
+
+def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> dict[str, set[str]]:
+    """Which tests reach which line: "module:line" -> test node ids. One run of the whole
+    suite under coverage, the processes it starts included (.mutate-venv's .pth starts
+    coverage in any Python that finds COVERAGE_PROCESS_START); each test names itself in
+    the coverage context (tests/conftest.py's coverage_context)."""
+    import coverage
+
+    rcfile = work / "coveragerc"
+    data_file = work / "coverage" / "data"
+    data_file.parent.mkdir()
+    rcfile.write_text(
+        "[run]\nparallel = True\n"
+        f"data_file = {data_file}\nsource = {tree / 'shim'}\n"
+        "context = ${MUTATE_TEST_ID-}\n"
+    )
+    run_suite(
+        tree,
+        venv_python,
+        ["coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        timeout,
+        COVERAGE_PROCESS_START=str(rcfile),
+    )
+    subprocess.run(
+        [venv_python, "-m", "coverage", "combine", f"--rcfile={rcfile}", "--quiet"],
+        cwd=tree,
+        check=True,
+    )
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    reached: dict[str, set[str]] = {}
+    for measured in data.measured_files():
+        module = str(Path(measured).resolve().relative_to(tree.resolve()))
+        for line, contexts in (data.contexts_by_lineno(measured) or {}).items():
+            tests = {part for context in contexts for part in context.split("|") if "::" in part}
+            reached.setdefault(f"{module}:{line}", set()).update(tests)
+    return reached
 
 
 def make_tree(into: Path) -> Path:
@@ -264,24 +308,39 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
     try:
         trees = [make_tree(work / f"tree{job}") for job in range(args.jobs)]
         started = time.monotonic()
-        if run_suite(trees[0], args.python, args.pytest_args, args.timeout * 3) != "survived":
+        suite = ["pytest", *args.pytest_args]
+        if run_suite(trees[0], args.python, suite, args.timeout * 3) != "survived":
             raise SystemExit("mutate: the suite fails on the unmutated code: fix that first")
         baseline = time.monotonic() - started
         print(f"unmutated suite: passed in {baseline:.0f} s; {len(every)} mutants", flush=True)
+        reached = None
+        if not args.whole_suite:
+            reached = map_tests(trees[0], work, args.python, args.timeout * 3)
+            print(f"mapped the tests that reach each line ({len(reached)} lines)", flush=True)
         free = list(trees)
         results: dict[str, str] = {}
 
         def one(mutant: Mutant) -> None:
+            tests: list[str] = []
+            if reached is not None:
+                lines = range(mutant.line, mutant.end + 1)
+                tests = sorted(
+                    {test for line in lines for test in reached.get(f"{mutant.module}:{line}", ())}
+                )
+                if not tests:
+                    results[mutant.ident] = "uncovered"
+                    print(f"{'uncovered':9s} {mutant.ident}", flush=True)
+                    return
             tree = free.pop()
             target = tree / mutant.module
             original = target.read_text()
             try:
                 target.write_text(mutant.source)
-                results[mutant.ident] = run_suite(tree, args.python, args.pytest_args, args.timeout)
+                results[mutant.ident] = run_suite(tree, args.python, suite + tests, args.timeout)
             finally:
                 target.write_text(original)
                 free.append(tree)
-            print(f"{results[mutant.ident]:8s} {mutant.ident}", flush=True)
+            print(f"{results[mutant.ident]:9s} {mutant.ident}", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, every))
@@ -305,10 +364,11 @@ def report(
             counts["killed"] += 1
         elif mutant.ident in listed:
             counts["equivalent"] += 1
-        elif result == "survived":
+        elif result in ("survived", "uncovered"):
             counts["survived"] += 1
             line = (ROOT / mutant.module).read_text().splitlines()[mutant.line - 1].strip()
-            survivors.append(f"{mutant.ident}    | {line}")
+            note = " (no test reaches it)" if result == "uncovered" else ""
+            survivors.append(f"{mutant.ident}{note}    | {line}")
     print("\n| module | mutants | killed | equivalent | survived | killed of non-equivalent |")
     print("|---|---|---|---|---|---|")
     total = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0}
@@ -347,6 +407,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once (each in a copy)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds for one suite run")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument(
+        "--whole-suite",
+        action="store_true",
+        help="run every test against every mutant (default: only the tests that reach its "
+        "lines, from one coverage run of the suite)",
+    )
     parser.add_argument("--python", default=sys.executable, help=argparse.SUPPRESS)
     parser.add_argument(
         "--pytest-args",

@@ -73,6 +73,21 @@ def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def coverage_context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For scripts/mutate's map of which test reaches which line: name the running test,
+    in this process (a coverage context) and in the processes it starts (MUTATE_TEST_ID,
+    which its .coveragerc reads). Does nothing outside a mapping run."""
+    if not os.environ.get("COVERAGE_PROCESS_START"):
+        return
+    import coverage
+
+    monkeypatch.setenv("MUTATE_TEST_ID", request.node.nodeid)
+    current = coverage.Coverage.current()
+    if current is not None:
+        current.switch_context(request.node.nodeid)
+
+
 class Shim:
     """Runs the shim with fake backends first on PATH, and reads their call log."""
 
