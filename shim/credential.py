@@ -6,6 +6,8 @@ Nothing reaches the cache or kubectl without passing here (issue #2).
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 
 from shim.timestamp import parse_timestamp
@@ -37,10 +39,8 @@ def _status_problems(status: object) -> tuple[list[str], float | None]:
     expiry = None
     stamp = status.get("expirationTimestamp")
     if stamp is not None:
-        try:
+        with contextlib.suppress(ValueError):  # expiry stays None: the problem below
             expiry = parse_timestamp(stamp) if isinstance(stamp, str) else None
-        except ValueError:
-            expiry = None
         if expiry is None:
             problems.append(
                 f"status.expirationTimestamp {_show(stamp)} is not a date-time kubectl accepts "
@@ -70,9 +70,9 @@ def validate(output: bytes, requested_api_version: str) -> Credential | list[str
         )
     status_problems, expiry = _status_problems(document.get("status"))
     problems += status_problems
-    if problems or not isinstance(api_version, str):
+    if problems:
         return problems
-    return Credential(output.strip() + b"\n", api_version, expiry)
+    return Credential(output.strip() + b"\n", str(api_version), expiry)  # a str: no problems
 
 
 def _show(value: object) -> str:

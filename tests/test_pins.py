@@ -182,3 +182,70 @@ def test_a_certificate_and_key_without_a_token_is_a_credential() -> None:
         }
     ).encode()
     assert not isinstance(validate(output, "client.authentication.k8s.io/v1beta1"), list)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"token": 5},
+        {"clientCertificateData": 5, "clientKeyData": "k"},
+        {"clientCertificateData": "c", "clientKeyData": 5},
+    ],
+)
+def test_token_and_certificate_must_be_strings(status: dict[str, object]) -> None:
+    """kubectl decodes them into Go strings: a number there is an error, not a credential."""
+    output = json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "status": status,
+        }
+    ).encode()
+    assert isinstance(validate(output, "client.authentication.k8s.io/v1"), list)
+
+
+def test_problems_name_the_values_shortly_and_never_the_token() -> None:
+    output = json.dumps(
+        {"kind": "x" * 100, "apiVersion": "example.com/v1", "status": {"token": "secret-token"}}
+    ).encode()
+    problems = validate(output, "client.authentication.k8s.io/v1")
+    assert isinstance(problems, list)
+    assert problems[0] == f'kind is "{"x" * 56}..., not "ExecCredential"'  # 60 characters
+    assert problems[1] == ('apiVersion "example.com/v1" is not client.authentication.k8s.io/*')
+    assert all("secret-token" not in problem for problem in problems)
+    missing = validate(b'{"status": {"token": "t"}}', "client.authentication.k8s.io/v1")
+    assert missing == [
+        'kind is missing, not "ExecCredential"',
+        "apiVersion missing is not client.authentication.k8s.io/*",
+    ]
+    exactly = json.dumps({"kind": "y" * 58, "apiVersion": "client.authentication.k8s.io/v1"})
+    exact = validate(exactly.encode(), "client.authentication.k8s.io/v1")
+    assert isinstance(exact, list)
+    assert exact[0] == f'kind is "{"y" * 58}", not "ExecCredential"'  # 60 characters: whole
+
+
+def test_no_served_note_unless_kubectl_asks(shim: Shim) -> None:
+    shim.run("-c", "demo")  # from a shell: no KUBERNETES_EXEC_INFO
+    assert list(shim.cache_dir.glob("*.served")) == []
+
+
+def test_a_damaged_served_note_is_no_repeat_ask(shim: Shim) -> None:
+    with ApiServer(lambda token: False) as api:
+        info = exec_info(api)
+        first = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout
+        (served,) = shim.cache_dir.glob("*.served")
+        who = served.read_text().partition(" ")[2]
+        served.write_text(f"not-a-time {who}")
+        assert shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout == first
+    assert api.tokens == []  # not verified: the note said nothing readable
+
+
+def test_without_proc_the_asking_process_is_its_pid_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no /proc/PID/exe (and a parent may be gone): the identity is the pid."""
+    from shim import client
+
+    def no_proc(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(client.os, "readlink", no_proc)
+    assert client.client_identity() == f"{os.getppid()} "
