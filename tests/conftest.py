@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -80,8 +82,9 @@ def coverage_context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     which its .coveragerc reads). Does nothing outside a mapping run."""
     if not os.environ.get("COVERAGE_PROCESS_START"):
         return
-    import coverage
+    import importlib
 
+    coverage = importlib.import_module("coverage")  # in .mutate-venv only
     monkeypatch.setenv("MUTATE_TEST_ID", request.node.nodeid)
     current = coverage.Coverage.current()
     if current is not None:
@@ -118,12 +121,14 @@ class Shim:
         stdin: bytes = b"",
         timeout: float = 60,
         expect: int | None = 0,
-        **env: str,
+        env: Mapping[str, str] | None = None,
+        **variables: str,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run the shim; fail the test unless it exits `expect` (None: any code)."""
+        """Run the shim with `env` and `variables` added to the environment; fail the test
+        unless it exits `expect` (None: any code)."""
         result = subprocess.run(
             [*shim_argv(), *args],
-            env={**self.env, **env},
+            env={**self.env, **(env or {}), **variables},
             input=stdin,
             capture_output=True,
             timeout=timeout,
@@ -136,7 +141,7 @@ class Shim:
             )
         return result
 
-    def calls(self) -> list[dict[str, object]]:
+    def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]

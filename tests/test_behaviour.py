@@ -59,13 +59,13 @@ def test_eks_mode_builds_the_backend_commands(shim: Shim) -> None:
         "arn:aws:iam::1:role/r",
     )
     aws, authenticator = shim.calls()
-    assert Path(str(aws["argv"][0])).name == "aws"  # type: ignore[index]
+    assert Path(str(aws["argv"][0])).name == "aws"
     assert aws["argv"][1:] == [
         "--region",
         "eu-west-1",
         "eks",
         "get-token",
-        "--cluster-name",  # type: ignore[index]
+        "--cluster-name",
         "demo",
         "--role-arn",
         "arn:aws:iam::1:role/r",
@@ -78,7 +78,7 @@ def test_eks_mode_builds_the_backend_commands(shim: Shim) -> None:
         "-i",
         "demo",
         "-r",
-        "arn:aws:iam::1:role/r",  # type: ignore[index]
+        "arn:aws:iam::1:role/r",
         "--region",
         "eu-west-1",
     ]
@@ -91,7 +91,7 @@ def test_generic_mode_runs_the_command_verbatim(shim: Shim) -> None:
         "eks",
         "get-token",
         "--cluster-name",
-        "x",  # type: ignore[index]
+        "x",
         "--output",
         "json",
     ]
@@ -115,7 +115,7 @@ def test_different_selections_never_share_an_entry(
     shim: Shim, first: list[str], second: list[str], env: dict[str, str]
 ) -> None:
     one = shim.run(*first)
-    two = shim.run(*second, **env)
+    two = shim.run(*second, env=env)
     assert token_of(one.stdout) != token_of(two.stdout)
     assert len(shim.calls()) == 2
     assert len(shim.entries()) == 2
@@ -351,7 +351,7 @@ def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
 def test_usage_errors_exit_2_and_never_run_the_backend(
     shim: Shim, args: list[str], env: dict[str, str], message: bytes
 ) -> None:
-    result = shim.run(*args, **env, expect=2)
+    result = shim.run(*args, env=env, expect=2)
     assert result.stdout == b""
     assert message in result.stderr
     assert shim.calls() == []

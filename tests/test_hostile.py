@@ -370,14 +370,14 @@ def talk_to(terminal: int, answer: bytes) -> bytes:
 def test_arguments_and_environment_that_are_not_utf8(
     shim: Shim, args: list[str], env: dict[str, str]
 ) -> None:
-    first = shim.run(*args, **env)
+    first = shim.run(*args, env=env)
     assert token_of(first.stdout)
     assert b"warning" not in first.stderr
-    assert shim.run(*args, **env).stdout == first.stdout  # cached, and served from the cache
+    assert shim.run(*args, env=env).stdout == first.stdout  # cached, and served from the cache
     assert len(shim.calls()) == 1
     listed = shim.run("--list").stdout
     assert b"\\xff" in listed
-    assert b"removed 1" in shim.run("--purge", *args, **env).stdout
+    assert b"removed 1" in shim.run("--purge", *args, env=env).stdout
 
 
 def test_an_unreadable_exec_info_gets_a_warning_and_the_default(shim: Shim) -> None:
@@ -414,17 +414,17 @@ def test_an_entry_fetched_in_the_future_is_a_miss(shim: Shim) -> None:
 
 def test_no_entry_is_served_past_max_age_whatever_its_expiry(shim: Shim) -> None:
     far = {"FAKE_EXPIRY": "9999-12-31T23:59:59Z"}
-    shim.run("-c", "demo", **far)
+    shim.run("-c", "demo", env=far)
     age(shim, 3000)
-    shim.run("-c", "demo", "--refresh-ahead", "0", **far)
+    shim.run("-c", "demo", "--refresh-ahead", "0", env=far)
     assert len(shim.calls()) == 1  # 3000 s old: served
     age(shim, 700)
-    shim.run("-c", "demo", "--max-age", "7200", **far)
+    shim.run("-c", "demo", "--max-age", "7200", env=far)
     assert len(shim.calls()) == 1  # 3700 s old, a larger --max-age: served
-    shim.run("-c", "demo", **far)
+    shim.run("-c", "demo", env=far)
     assert len(shim.calls()) == 2  # past the default 3600 s: fetched again
     age(shim, 1000)
-    shim.run("-c", "demo", EKS_SHIM_MAX_AGE="900", **far)
+    shim.run("-c", "demo", EKS_SHIM_MAX_AGE="900", env=far)
     assert len(shim.calls()) == 3
 
 
@@ -442,10 +442,10 @@ def test_a_credential_too_large_to_read_back_is_printed_not_cached(shim: Shim) -
 )
 def test_other_plugins_identity_variables_are_in_the_key(shim: Shim, variable: str) -> None:
     command = ["--", "aws-iam-authenticator", "token", "-i", "demo"]
-    alice = shim.run(*command, **{variable: "alice"}).stdout
-    bob = shim.run(*command, **{variable: "bob"}).stdout
+    alice = shim.run(*command, env={variable: "alice"}).stdout
+    bob = shim.run(*command, env={variable: "bob"}).stdout
     assert token_of(alice) != token_of(bob)
-    assert shim.run(*command, **{variable: "alice"}).stdout == alice
+    assert shim.run(*command, env={variable: "alice"}).stdout == alice
     assert len(shim.calls()) == 2
 
 

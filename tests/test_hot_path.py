@@ -52,7 +52,7 @@ def top_level_importer(stderr: bytes, module: str) -> str | None:
     for at, (_, name) in enumerate(found):
         if name == module:
             # importtime prints a module when it is done, after the modules it imported.
-            return next(name for indent, name in found[at:] if len(indent) == 1)
+            return str(next(name for indent, name in found[at:] if len(indent) == 1))
     return None
 
 

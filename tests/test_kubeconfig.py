@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from apiserver import ApiServer
@@ -78,7 +79,7 @@ def kubeconfig_cmd(shim: Shim, *args: str, expect: int = 0) -> subprocess.Comple
     return shim.run("kubeconfig", *args, expect=expect)
 
 
-def exec_sections(kubectl: str, env: dict[str, str]) -> dict[str, object]:
+def exec_sections(kubectl: str, env: dict[str, str]) -> dict[str, Any]:
     """users[].user.exec as kubectl itself reads them (every file in $KUBECONFIG merged)."""
     out = subprocess.run(
         [kubectl, "config", "view", "--raw", "-o", "json"], env=env, capture_output=True, check=True
@@ -116,16 +117,16 @@ def test_wrap_puts_the_shim_before_the_original_argv_and_unwrap_restores_it(
         "--region",
         "us-east-1",
         "eks",
-        "get-token",  # type: ignore[index]
+        "get-token",
         "--cluster-name",
         "demo",
         "--output",
         "json",
     ]
-    assert eks["provideClusterInfo"] is True  # type: ignore[index]
-    assert eks["env"] == [{"name": "AWS_PROFILE", "value": "dev"}]  # type: ignore[index]
-    assert after["staging-user"]["args"][:2] == ["--", "aws-iam-authenticator"]  # type: ignore[index]
-    assert after["staging-user"]["interactiveMode"] == "Never"  # type: ignore[index]
+    assert eks["provideClusterInfo"] is True
+    assert eks["env"] == [{"name": "AWS_PROFILE", "value": "dev"}]
+    assert after["staging-user"]["args"][:2] == ["--", "aws-iam-authenticator"]
+    assert after["staging-user"]["interactiveMode"] == "Never"
     assert after["gke-user"] == before["gke-user"]  # not an EKS plugin: untouched
     assert kubeconfig_cmd(shim, "unwrap").returncode == 0
     assert exec_sections(kubectl, shim.env) == before

@@ -13,7 +13,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,10 +41,10 @@ def background_children(shim: Shim) -> list[int]:
     return pids
 
 
-def wait_for(condition: object, what: str, limit: float = 60) -> None:
+def wait_for(condition: Callable[[], object], what: str, limit: float = 60) -> None:
     """A hang guard for detached work, not a timing assertion."""
     deadline = time.monotonic() + limit
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"still waiting for {what}")
         time.sleep(0.05)
@@ -179,7 +179,7 @@ def test_kubectl_does_not_wait_for_a_background_refresh(
     for pid in background_children(shim):
         os.kill(pid, signal.SIGKILL)
     for call in shim.calls()[1:]:
-        os.kill(int(call["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        os.kill(int(call["pid"]), signal.SIGKILL)
 
 
 # 3. Stale-if-error.

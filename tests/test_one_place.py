@@ -28,7 +28,7 @@ MADE = {
 
 def make_all(shim: Shim) -> None:
     for args, env in MADE.values():
-        shim.run(*args, **env)
+        shim.run(*args, env=env)
     shim.run("-c", "other")
     assert len(shim.entries()) == 5
 
@@ -47,7 +47,7 @@ def test_list_shows_cluster_profile_region_and_how_each_entry_was_made(shim: Shi
 
 def test_eks_mode_and_the_same_wrapped_command_share_one_entry(shim: Shim) -> None:
     first = shim.run("-c", "prod", "-r", "eu-west-1", "-p", "ops").stdout
-    assert shim.run(*WRAPPED, **KUBECONFIG_ENV).stdout == first
+    assert shim.run(*WRAPPED, env=KUBECONFIG_ENV).stdout == first
     assert len(shim.calls()) == 1
 
 
@@ -76,7 +76,7 @@ def test_purge_is_narrowed_by_profile_and_region(
 def test_purge_a_command_keeps_its_exact_meaning(shim: Shim) -> None:
     make_all(shim)
     args, env = MADE["wrapped authenticator"]
-    result = shim.run("--purge", *args, **env)
+    result = shim.run("--purge", *args, env=env)
     assert b"removed 1 cache entry" in result.stdout
     assert len(shim.entries()) == 4
 

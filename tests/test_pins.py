@@ -54,8 +54,8 @@ def test_every_identity_variable_tells_identities_apart(shim: Shim) -> None:
     runs = 0
     for name in IDENTITY_VARIABLES:
         for value in ("one", "two"):
-            shim.run(*command, **{name: value})
-        shim.run(*command, **{name: "one"})
+            shim.run(*command, env={name: value})
+        shim.run(*command, env={name: "one"})
         runs += 2
         assert len(shim.calls()) == runs, f"{name} is not in the cache key"
 
@@ -76,7 +76,7 @@ def test_a_repeated_option_means_its_last_value(shim: Shim) -> None:
     a = shim.run("-c", "a").stdout
     b = shim.run("-c", "a", "-c", "b").stdout  # as argparse: the last one wins
     assert token_of(b) != token_of(a)
-    assert shim.calls()[-1]["argv"][-3] == "b"  # type: ignore[index]
+    assert shim.calls()[-1]["argv"][-3] == "b"
     assert shim.run("-c", "a", "-c", "b").stdout == b  # and the hit path agrees
 
 
@@ -247,5 +247,5 @@ def test_without_proc_the_asking_process_is_its_pid_alone(monkeypatch: pytest.Mo
     def no_proc(path: str) -> str:
         raise FileNotFoundError(path)
 
-    monkeypatch.setattr(client.os, "readlink", no_proc)
+    monkeypatch.setattr(os, "readlink", no_proc)
     assert client.client_identity() == f"{os.getppid()} "
