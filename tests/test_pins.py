@@ -222,6 +222,10 @@ def test_problems_name_the_values_shortly_and_never_the_token() -> None:
     exact = validate(exactly.encode(), "client.authentication.k8s.io/v1")
     assert isinstance(exact, list)
     assert exact[0] == f'kind is "{"y" * 58}", not "ExecCredential"'  # 60 characters: whole
+    longer = json.dumps({"kind": "z" * 59, "apiVersion": "client.authentication.k8s.io/v1"})
+    cut = validate(longer.encode(), "client.authentication.k8s.io/v1")
+    assert isinstance(cut, list)
+    assert cut[0] == f'kind is "{"z" * 56}..., not "ExecCredential"'  # 61 characters: cut
 
 
 def test_no_served_note_unless_kubectl_asks(shim: Shim) -> None:
