@@ -253,3 +253,10 @@ def test_without_proc_the_asking_process_is_its_pid_alone(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(os, "readlink", no_proc)
     assert client.client_identity() == f"{os.getppid()} "
+
+
+def test_the_debug_variable_makes_a_hit_explain_itself(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    hit = shim.run("-c", "demo", EKS_SHIM_DEBUG="1")
+    assert b"eks-token-shim: debug: cache hit" in hit.stderr
+    assert len(shim.calls()) == 1
