@@ -154,7 +154,11 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     api_version = requested_api_version(environ)
     if parsed.background_refresh:
         return refresh_in_background(request, api_version)
-    write_credential(get_credential(request, api_version, argv, force=parsed.refresh))
+    credential = get_credential(request, api_version, argv, force=parsed.refresh)
+    try:
+        write_credential(credential)
+    except BrokenPipeError:  # kubectl went away: nobody to tell (the entry is cached)
+        return 1
     return 0
 
 

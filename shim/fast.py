@@ -91,10 +91,11 @@ def serve_hit(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         return None
     now = time.time()
     found = look_up(request, api_version, environ, now)
-    if found.entry is None or found.stage not in SERVABLE or found.asked_again:
+    entry = found.entry if found.stage in SERVABLE and not found.asked_again else None
+    if entry is None:
         return None  # a miss, or maybe the server rejected it: the full CLI decides (issue #4)
     try:
-        write_credential(found.entry.credential)
+        write_credential(entry.credential)
     except OSError:  # kubectl went away: nothing to tell anyone
         return 1
     after_serving(list(argv), found.files, found.asker, found.stage, now)

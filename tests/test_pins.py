@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
 from apiserver import ApiServer
-from conftest import Shim, age, token_of
+from conftest import Shim, age, shim_argv, token_of
 from test_lifecycle import background_children, exec_info, wait_for
 
 from shim.credential import validate
@@ -260,3 +261,27 @@ def test_the_debug_variable_makes_a_hit_explain_itself(shim: Shim) -> None:
     hit = shim.run("-c", "demo", EKS_SHIM_DEBUG="1")
     assert b"eks-token-shim: debug: cache hit" in hit.stderr
     assert len(shim.calls()) == 1
+
+
+@pytest.mark.parametrize("path", ["hit", "miss"])
+def test_kubectl_gone_before_the_credential_is_written(shim: Shim, path: str) -> None:
+    """stdout's reader is gone (a killed kubectl): exit 1, no traceback, no crash log."""
+    if path == "hit":
+        shim.run("-c", "demo")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [*shim_argv(), "-c", "demo"],
+            env=shim.env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1, result.stderr.decode()
+    assert result.stderr == b""
+    assert not (shim.cache_dir / "crash.log").exists()
+    assert len(shim.entries()) == 1  # a miss still cached what it fetched
