@@ -133,3 +133,45 @@ def test_the_fast_reader_agrees_with_json_whenever_it_answers(
     fast = api_version_fast(raw)
     if fast is not None:
         assert fast == api_version(raw)
+
+
+def crafted(fields: list[bytes], body: bytes, newline: bool = True) -> bytes:
+    """An entry file as the format in shim/entry.py's docstring describes it, with its
+    SHA-256 computed here, independently: fields, and the digest of fields + LF + body."""
+    import hashlib
+
+    header = b" ".join(fields)
+    digest = hashlib.sha256(header + b"\n" + body).hexdigest().encode()
+    return header + b" " + digest + (b"\n" + body if newline else b"")
+
+
+def test_a_crafted_entry_of_this_format_is_read() -> None:
+    entry = decode_entry(crafted([b"eks-token-shim-entry/1", b"20", b"10", b"2", b"3"], b"{}abc"))
+    assert entry is not None
+    assert (entry.expiry, entry.fetched_at, entry.meta, entry.credential) == (20, 10, b"{}", b"abc")
+
+
+def test_another_format_or_a_missing_newline_is_no_entry_whatever_its_digest() -> None:
+    assert (
+        decode_entry(crafted([b"eks-token-shim-entry/2", b"20", b"10", b"0", b"3"], b"abc")) is None
+    )
+    empty = crafted([b"eks-token-shim-entry/1", b"20", b"10", b"0", b"0"], b"", newline=False)
+    assert decode_entry(empty) is None
+
+
+def test_a_header_has_at_most_256_bytes() -> None:
+    def header_of(length: int) -> bytes:
+        # Zeros before the expiry's digits stretch the header to `length`, digest included.
+        padding = length - len(b"eks-token-shim-entry/1 20 10 0 3 ") - 64
+        fields = [b"eks-token-shim-entry/1", b"0" * padding + b"20", b"10", b"0", b"3"]
+        data = crafted(fields, b"abc")
+        assert len(data.partition(b"\n")[0]) == length
+        return data
+
+    assert decode_entry(header_of(256)) is not None
+    assert decode_entry(header_of(257)) is None
+
+
+@given(st.lists(st.sampled_from([b"eks-token-shim-entry/1", b"1", b"0", b"x", b""]), max_size=8))
+def test_headers_with_too_few_or_too_many_fields_never_raise(parts: list[bytes]) -> None:
+    assert decode_entry(b" ".join(parts) + b"\nbody") is None
