@@ -7,7 +7,7 @@ import json
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shim.entry import Entry, decode_entry, encode_entry, is_fresh
+from shim.entry import FRESH, MISSING, Entry, decode_entry, encode_entry, is_fresh, stage
 from shim.execinfo import DEFAULT_API_VERSION, api_version, api_version_fast, requested_api_version
 from shim.keys import IDENTITY_ENV_VARS, cache_key
 
@@ -175,3 +175,14 @@ def test_a_header_has_at_most_256_bytes() -> None:
 @given(st.lists(st.sampled_from([b"eks-token-shim-entry/1", b"1", b"0", b"x", b""]), max_size=8))
 def test_headers_with_too_few_or_too_many_fields_never_raise(parts: list[bytes]) -> None:
     assert decode_entry(b" ".join(parts) + b"\nbody") is None
+
+
+def test_the_lengths_must_add_up_to_the_body_whatever_its_digest() -> None:
+    longer = crafted([b"eks-token-shim-entry/1", b"20", b"10", b"2", b"3"], b"{}abc-and-more")
+    assert decode_entry(longer) is None
+
+
+def test_an_entry_fetched_this_very_second_is_not_from_the_future() -> None:
+    entry = Entry(expiry=1000, fetched_at=100, meta=b"", credential=b"x")
+    assert stage(entry, 100.0, 60, 300, 3600) == FRESH
+    assert stage(entry, 99.5, 60, 300, 3600) == MISSING
