@@ -86,7 +86,7 @@ def stage(
     if not is_fresh(end, now, refresh_before):
         return REFRESH
     ahead = min(refresh_ahead, (end - entry.fetched_at) / 2)
-    return AHEAD if ahead > 0 and not is_fresh(end, now, ahead) else FRESH
+    return FRESH if is_fresh(end, now, ahead) else AHEAD  # ahead 0: fresh until REFRESH
 
 
 def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:

@@ -7,7 +7,18 @@ import json
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shim.entry import FRESH, MISSING, Entry, decode_entry, encode_entry, is_fresh, stage
+from shim.entry import (
+    AHEAD,
+    EXPIRED,
+    FRESH,
+    MISSING,
+    REFRESH,
+    Entry,
+    decode_entry,
+    encode_entry,
+    is_fresh,
+    stage,
+)
 from shim.execinfo import DEFAULT_API_VERSION, api_version, api_version_fast, requested_api_version
 from shim.keys import IDENTITY_ENV_VARS, cache_key
 
@@ -186,3 +197,20 @@ def test_an_entry_fetched_this_very_second_is_not_from_the_future() -> None:
     entry = Entry(expiry=1000, fetched_at=100, meta=b"", credential=b"x")
     assert stage(entry, 100.0, 60, 300, 3600) == FRESH
     assert stage(entry, 99.5, 60, 300, 3600) == MISSING
+
+
+def test_each_stage_begins_exactly_at_its_bound() -> None:
+    entry = Entry(expiry=1000, fetched_at=0, meta=b"", credential=b"x")
+
+    def at(now: float, refresh_ahead: float = 300) -> str:
+        return stage(entry, now, 60, refresh_ahead, 3600)
+
+    assert (at(699.9), at(700)) == (FRESH, AHEAD)  # 300 s left: refresh ahead
+    assert (at(939.9), at(940)) == (AHEAD, REFRESH)  # 60 s left: refresh in the foreground
+    assert (at(999.9), at(1000)) == (REFRESH, EXPIRED)
+    assert (at(939.9, refresh_ahead=0), at(940, refresh_ahead=0)) == (FRESH, REFRESH)
+    short = (stage(entry, 999.4, 0.2, 0.5, 3600), stage(entry, 999.5, 0.2, 0.5, 3600))
+    assert short == (FRESH, AHEAD)  # a window under a second is a window too
+    capped = Entry(expiry=10**9, fetched_at=0, meta=b"", credential=b"x")
+    assert stage(capped, 3599.9, 60, 300, 3600) == REFRESH  # max-age ends it at 3600
+    assert stage(capped, 3600, 60, 300, 3600) == EXPIRED
