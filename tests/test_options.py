@@ -20,6 +20,7 @@ words = st.sampled_from(
         "--refresh",
         "-cx",
         "--cluster=a",
+        "-c=a",  # argparse reads "=a" as the value: the scanner must not read "a"
         "--clus",
         "a",
         "b",
