@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shim.backends import BACKENDS, recognise, selection_of
@@ -35,6 +35,8 @@ words = st.sampled_from(
 
 
 @given(st.lists(words, max_size=6))
+@example(["-c=a"])  # a short flag with "=": argparse's value is "=a"
+@example(["-c", "a", "-c", "b"])
 def test_whatever_scan_reads_argparse_reads_the_same(argv: list[str]) -> None:
     scanned = scan(argv)
     if scanned is None:
