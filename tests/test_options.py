@@ -20,7 +20,7 @@ words = st.sampled_from(
         "--refresh",
         "-cx",
         "--cluster=a",
-        "-c=a",  # argparse reads "=a" as the value: the scanner must not read "a"
+        "-c=a",  # a short flag with "=": the scanner leaves it to argparse
         "--clus",
         "a",
         "b",
@@ -35,7 +35,7 @@ words = st.sampled_from(
 
 
 @given(st.lists(words, max_size=6))
-@example(["-c=a"])  # a short flag with "=": argparse's value is "=a"
+@example(["-c=a"])  # a short flag with "=": the scanner leaves it to argparse
 @example(["-c", "a", "-c", "b"])
 def test_whatever_scan_reads_argparse_reads_the_same(argv: list[str]) -> None:
     scanned = scan(argv)
