@@ -37,6 +37,7 @@ words = st.sampled_from(
 @given(st.lists(words, max_size=6))
 @example(["-c=a"])  # a short flag with "=": the scanner leaves it to argparse
 @example(["-c", "a", "-c", "b"])
+@example(["--key-env", "a", "--key-env", "b"])  # repeatable: both, in order
 def test_whatever_scan_reads_argparse_reads_the_same(argv: list[str]) -> None:
     scanned = scan(argv)
     if scanned is None:
