@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -214,3 +215,26 @@ def test_each_stage_begins_exactly_at_its_bound() -> None:
     capped = Entry(expiry=10**9, fetched_at=0, meta=b"", credential=b"x")
     assert stage(capped, 3599.9, 60, 300, 3600) == REFRESH  # max-age ends it at 3600
     assert stage(capped, 3600, 60, 300, 3600) == EXPIRED
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '[1,"apiVersion":"v"]',  # not an object
+        '{"a\\":1,"apiVersion":"v"}',  # an escaped quote makes the quotes look balanced
+        '{"a":1 "apiVersion":"v"}',  # no "{" or "," before the key: not JSON
+        '{"a":"b","c":"d,"apiVersion":"v"}',  # an odd number of quotes before it: in a string
+        '{"a":"x\\",\\"apiVersion\\":\\"evil","apiVersion":"good"}',  # escaped, inside a string
+        '{"a":["apiVersion"],"apiVersion":"good"}',  # a list before it
+        '{"apiVersion":""}',  # empty: the default
+        '{"apiVersion":"v',  # cut off: not JSON
+        '{"apiVersion":"caf\\u00e9/v1"}',  # an escape in the value
+        '{"apiVersion":"client.authentication.k8s.io/v1"}',
+        '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{}}',
+    ],
+)
+def test_the_fast_reader_never_disagrees_with_json_on_odd_input(raw: str) -> None:
+    """Whatever the fast reader answers is what JSON reads (the default for non-JSON)."""
+    fast = api_version_fast(raw)
+    assert fast is None or fast == api_version(raw), (raw, fast)
+    assert requested_api_version({"KUBERNETES_EXEC_INFO": raw}) == api_version(raw)
