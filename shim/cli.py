@@ -143,11 +143,12 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     if parsed.verbose:
         log.set_verbose(True)
     values = option_values(parsed)
-    crash.note_cache_dir(cache_dir_setting(values, environ))
+    cache_dir = cache_dir_setting(values, environ)
+    crash.note_cache_dir(cache_dir)
     if parsed.list:
-        return list_entries(cache_dir_setting(values, environ))
+        return list_entries(cache_dir)
     if parsed.purge and command is None:
-        return purge_selected(values, cache_dir_setting(values, environ))
+        return purge_selected(values, cache_dir)
     request = resolve(values, command, environ)
     if parsed.purge:
         return purge_command(request.command, request.cache_dir)

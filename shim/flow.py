@@ -224,10 +224,9 @@ def save_if_cacheable(path: str, request: Request, credential: Credential, now: 
 
         record = meta.encode(request, credential.api_version)
         entry = Entry(int(credential.expiry), int(now), record, credential.output)
-        if not store.fits(entry):
+        if not store.write_entry(path, entry):
             log.warn(f"the credential is too large to cache ({len(credential.output)} bytes)")
             return
-        store.write_entry(path, entry)
     except OSError as error:
         log.warn(f"could not write the cache entry {path}: {error.strerror}: printed, not cached")
         return

@@ -107,14 +107,14 @@ def ensure_cache_dir(cache_dir: str) -> None:
     make_private_dirs(cache_dir)
 
 
-def fits(entry: Entry) -> bool:
-    """Whether `entry` is small enough to be read back (a larger one would never be served)."""
-    return len(encode_entry(entry)) <= MAX_READ
-
-
-def write_entry(path: str, entry: Entry) -> None:
-    """Write `entry` to `path` atomically, as a 0600 file."""
-    replace_file(path, encode_entry(entry))
+def write_entry(path: str, entry: Entry) -> bool:
+    """Write `entry` to `path` atomically, as a 0600 file; False, writing nothing, when it is
+    too large to be read back (it would be rewritten on every call and never served)."""
+    data = encode_entry(entry)
+    if len(data) > MAX_READ:
+        return False
+    replace_file(path, data)
+    return True
 
 
 def remove_entry(files: KeyFiles) -> bool:
