@@ -139,7 +139,7 @@ def run(
     undo = action == "unwrap"
     selected = select_users(documents, contexts, undo)
     command = "" if undo else shim_command()
-    policy_file = kuberc.load_for_edit(kuberc.kuberc_path(environ))
+    policy_file = kuberc.load_kuberc(kuberc.kuberc_path(environ))
     allow = None if undo else _allowlist_change(policy_file, selected, command, environ)
     changes: dict[str, list[Change]] = {}
     verb = ("would " if dry_run else "") + action
@@ -230,7 +230,7 @@ def _policy_edits(
     }
     edited = []
     for path, entry in sorted(added):
-        loaded = kuberc.load_for_edit(path)
+        loaded = kuberc.load_kuberc(path)
         if loaded is not None and loaded.remove_entry(entry):
             print(f"{verb}disallow: {path}: credentialPluginAllowlist - {entry}")
             edited.append(loaded)

@@ -97,10 +97,8 @@ def read_policy(environ: Mapping[str, str]) -> Policy:
     """The policy in force; AllowAll without a kuberc. A kuberc that cannot be read or
     makes no sense is a PolicyError: the shim fails closed, never wider than kubectl."""
     path = kuberc_path(environ)
-    text = _read(path) if path is not None else None
-    if path is None or text is None or b"credentialPlugin" not in text:
-        return Policy(path or "", ALLOW_ALL, None)  # no policy: no need for a YAML parser
-    return policy_of(load(text, path), path)
+    found = load_kuberc(path)
+    return found.policy if found is not None else Policy(path or "", ALLOW_ALL, None)
 
 
 def _read(path: str) -> bytes | None:
@@ -231,8 +229,9 @@ class Kuberc:
         return False
 
 
-def load_for_edit(path: str | None) -> Kuberc | None:
-    """The kuberc at `path` when it sets a credential-plugin policy, else None."""
+def load_kuberc(path: str | None) -> Kuberc | None:
+    """The kuberc at `path` when it mentions a credential-plugin policy, else None: a file
+    that does not is not even parsed (no YAML parser on such a miss)."""
     text = _read(path) if path is not None else None
     if path is None or text is None or b"credentialPlugin" not in text:
         return None
