@@ -22,6 +22,7 @@ import argparse
 import ast
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT = ROOT / "scripts" / "mutate-equivalent.txt"
+MAP_CACHE = ROOT / ".mutate-cache" / "map.json"  # the last test map and what it was made from
 # The credential path: everything in shim/ but the kubeconfig editor.
 NOT_CREDENTIAL_PATH = {"shim/kubeconfig.py", "shim/wrapping.py", "shim/__main__.py"}
 FLIPS: dict[type, type] = {
@@ -170,11 +172,43 @@ def mutants(module: str) -> list[Mutant]:
     for node, what, how in places:
         if how == "delete" and not _in_function(node, parents):
             continue  # a module-level statement deleted breaks the import: noise, not a test
+        if how == "delete" and _returns_none_at_the_end(node, parents):
+            continue  # without it the function falls off its end: None all the same
         changed = _replace(tree, parents, node, _apply(node, how))
         line = getattr(node, "lineno", 0)
         end = getattr(node, "end_lineno", None) or line
         found.append(Mutant(module, line, end, what, ast.unparse(changed)))
     return sorted(found, key=lambda mutant: mutant.line)
+
+
+def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    """Whether `node` is a `return`/`return None` that nothing follows before the
+    function's end (last in its block, and each enclosing if/with/except block last too)."""
+    if not isinstance(node, ast.Return) or not (
+        node.value is None or (isinstance(node.value, ast.Constant) and node.value.value is None)
+    ):
+        return False
+    current: ast.AST = node
+    while True:
+        parent = parents[current]
+        block = next(
+            value
+            for _, value in ast.iter_fields(parent)
+            if isinstance(value, list) and any(item is current for item in value)
+        )
+        if block[-1] is not current:
+            return False
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return True
+        if isinstance(parent, ast.ExceptHandler):
+            handler_of = parents[parent]
+            if not isinstance(handler_of, ast.Try) or handler_of.finalbody:
+                return False
+            current = handler_of
+        elif isinstance(parent, (ast.If, ast.With)):
+            current = parent
+        else:
+            return False  # a loop goes round again; a try body goes on to else/finally
 
 
 def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -233,11 +267,66 @@ def run_suite(
     return "survived" if code == 0 else "killed"
 
 
-def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> dict[str, set[str]]:
-    """Which tests reach which line: "module:line" -> test node ids. One run of the whole
-    suite under coverage, the processes it starts included (.mutate-venv's .pth starts
-    coverage in any Python that finds COVERAGE_PROCESS_START); each test names itself in
-    the coverage context (tests/conftest.py's coverage_context)."""
+DURATIONS_PLUGIN = """
+import json, os
+_seconds = {}
+def pytest_runtest_logreport(report):
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
+def pytest_sessionfinish(session):
+    with open(os.environ["MUTATE_DURATIONS"], "w") as out:
+        json.dump(_seconds, out)
+"""
+
+
+class TestMap:
+    """Which tests reach which line ("module:line" -> node ids), and what each test
+    costs (seconds, from the same run): a mutant runs the tests that reach it,
+    cheapest first, so that most mutants die in the first second or two."""
+
+    def __init__(self, reached: dict[str, list[str]], seconds: dict[str, float]) -> None:
+        self.reached = reached
+        self.seconds = seconds
+
+    def tests_for(self, mutant: Mutant) -> list[str]:
+        lines = range(mutant.line, mutant.end + 1)
+        tests = {test for line in lines for test in self.reached.get(f"{mutant.module}:{line}", ())}
+        return sorted(tests, key=lambda test: (self.seconds.get(test, 60.0), test))
+
+
+def sources_digest() -> str:
+    """What the map depends on: the text of shim/, tests/ and the project file."""
+    digest = hashlib.sha256()
+    paths = [*ROOT.glob("shim/*.py"), *ROOT.glob("tests/*.py"), ROOT / "pyproject.toml"]
+    for path in sorted(paths):
+        digest.update(f"{path.relative_to(ROOT)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_map() -> TestMap | None:
+    """The saved test map, if it was made from the sources as they are now (the suite
+    passed on them then: a map is only saved after a passing unmutated run)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        saved = json.loads(MAP_CACHE.read_text())
+        if saved["digest"] == sources_digest():
+            return TestMap(saved["reached"], saved["seconds"])
+    return None
+
+
+def save_map(test_map: TestMap) -> None:
+    MAP_CACHE.parent.mkdir(exist_ok=True)
+    MAP_CACHE.write_text(
+        json.dumps(
+            {"digest": sources_digest(), "reached": test_map.reached, "seconds": test_map.seconds}
+        )
+    )
+
+
+def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> TestMap:
+    """One run of the whole suite under coverage, the processes it starts included
+    (.mutate-venv's .pth starts coverage in any Python that finds COVERAGE_PROCESS_START);
+    each test names itself in the coverage context (tests/conftest.py's coverage_context),
+    and a small plugin records what each test took."""
     import coverage
 
     rcfile = work / "coveragerc"
@@ -248,12 +337,19 @@ def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> dict[
         f"data_file = {data_file}\nsource = {tree / 'shim'}\n"
         "context = ${MUTATE_TEST_ID-}\n"
     )
+    plugins = work / "plugins"
+    plugins.mkdir()
+    (plugins / "mutate_durations.py").write_text(DURATIONS_PLUGIN)
+    durations = work / "durations.json"
+    pytest = ["pytest", "-q", "-p", "no:cacheprovider", "-p", "mutate_durations"]
     run_suite(
         tree,
         venv_python,
-        ["coverage", "run", f"--rcfile={rcfile}", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        ["coverage", "run", f"--rcfile={rcfile}", "-m", *pytest],
         timeout,
         COVERAGE_PROCESS_START=str(rcfile),
+        PYTHONPATH=f"{tree}{os.pathsep}{plugins}",
+        MUTATE_DURATIONS=str(durations),
     )
     subprocess.run(
         [venv_python, "-m", "coverage", "combine", f"--rcfile={rcfile}", "--quiet"],
@@ -268,7 +364,8 @@ def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> dict[
         for line, contexts in (data.contexts_by_lineno(measured) or {}).items():
             tests = {part for context in contexts for part in context.split("|") if "::" in part}
             reached.setdefault(f"{module}:{line}", set()).update(tests)
-    return reached
+    seconds = json.loads(durations.read_text()) if durations.exists() else {}
+    return TestMap({line: sorted(tests) for line, tests in reached.items()}, seconds)
 
 
 def make_tree(into: Path) -> Path:
@@ -307,26 +404,31 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="eks-token-shim-mutate-"))
     try:
         trees = [make_tree(work / f"tree{job}") for job in range(args.jobs)]
-        started = time.monotonic()
         suite = ["pytest", *args.pytest_args]
-        if run_suite(trees[0], args.python, suite, args.timeout * 3) != "survived":
-            raise SystemExit("mutate: the suite fails on the unmutated code: fix that first")
-        baseline = time.monotonic() - started
-        print(f"unmutated suite: passed in {baseline:.0f} s; {len(every)} mutants", flush=True)
-        reached = None
-        if not args.whole_suite:
-            reached = map_tests(trees[0], work, args.python, args.timeout * 3)
-            print(f"mapped the tests that reach each line ({len(reached)} lines)", flush=True)
+        test_map = None if args.whole_suite else cached_map()
+        if test_map is not None:
+            print(f"test map: {MAP_CACHE.relative_to(ROOT)}, made from these sources", flush=True)
+        else:
+            started = time.monotonic()
+            if run_suite(trees[0], args.python, suite, args.timeout * 3) != "survived":
+                raise SystemExit("mutate: the suite fails on the unmutated code: fix that first")
+            print(f"unmutated suite: passed in {time.monotonic() - started:.0f} s", flush=True)
+            if not args.whole_suite:
+                test_map = map_tests(trees[0], work, args.python, args.timeout * 3)
+                save_map(test_map)
+        print(f"{len(every)} mutants", flush=True)
         free = list(trees)
         results: dict[str, str] = {}
 
+        killed_before = _killed_in(Path(args.again)) if args.again else set()
+
         def one(mutant: Mutant) -> None:
+            if mutant.ident in killed_before:
+                results[mutant.ident] = "killed"
+                return
             tests: list[str] = []
-            if reached is not None:
-                lines = range(mutant.line, mutant.end + 1)
-                tests = sorted(
-                    {test for line in lines for test in reached.get(f"{mutant.module}:{line}", ())}
-                )
+            if test_map is not None:
+                tests = test_map.tests_for(mutant)
                 if not tests:
                     results[mutant.ident] = "uncovered"
                     print(f"{'uncovered':9s} {mutant.ident}", flush=True)
@@ -347,6 +449,16 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report(every, results, equivalents())
+
+
+def _killed_in(log: Path) -> set[str]:
+    """The mutants an earlier campaign's output (its `killed <ident>` lines) says died."""
+    found = set()
+    for line in log.read_text().splitlines():
+        result, _, ident = line.partition(" ")
+        if result in ("killed", "timeout"):
+            found.add(ident.strip())
+    return found
 
 
 def report(
@@ -380,7 +492,7 @@ def report(
     if survivors:
         print("\nsurvivors (not in scripts/mutate-equivalent.txt):")
         print("\n".join(survivors))
-    return {"modules": per_module, "total": total, "survivors": survivors}
+    return {"modules": per_module, "total": total, "survivors": survivors, "results": results}
 
 
 def _row(name: str, counts: dict[str, int]) -> str:
@@ -407,6 +519,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once (each in a copy)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds for one suite run")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument(
+        "--again",
+        metavar="LOG",
+        help="an earlier campaign's output: count the mutants it killed as killed and run "
+        "only the rest (its survivors, against the tests as they are now)",
+    )
     parser.add_argument(
         "--whole-suite",
         action="store_true",
