@@ -24,8 +24,9 @@ def api_version_fast(raw: str) -> str | None:
     TypeMeta first, so the top-level apiVersion comes before any nested object.
     Anything else (nesting or escapes before it, odd characters in it) is left to JSON.
     """
-    head, found, rest = raw.partition('"apiVersion":"')
-    if not found or not head.startswith("{") or head[-1] not in "{,":
+    head, _, rest = raw.partition('"apiVersion":"')
+    # (No match leaves `rest` empty, which the value check below refuses.)
+    if not head.startswith("{") or head[-1] not in "{,":
         return None
     # No escapes, no nesting and balanced quotes before it: the match is a top-level key.
     if any(c in head[1:] for c in "{[\\") or head.count('"') % 2:

@@ -20,7 +20,13 @@ from shim.entry import (
     is_fresh,
     stage,
 )
-from shim.execinfo import DEFAULT_API_VERSION, api_version, api_version_fast, requested_api_version
+from shim.execinfo import (
+    DEFAULT_API_VERSION,
+    api_version,
+    api_version_fast,
+    cluster_info,
+    requested_api_version,
+)
 from shim.keys import IDENTITY_ENV_VARS, cache_key
 
 argvs = st.lists(st.text(min_size=0, max_size=8), min_size=1, max_size=5)
@@ -227,6 +233,10 @@ def test_each_stage_begins_exactly_at_its_bound() -> None:
         '{"a":"x\\",\\"apiVersion\\":\\"evil","apiVersion":"good"}',  # escaped, inside a string
         '{"a":["apiVersion"],"apiVersion":"good"}',  # a list before it
         '{"apiVersion":""}',  # empty: the default
+        '{"apiVersion":5}',  # not a string: the default
+        '{"apiVersion":["client.authentication.k8s.io/v1"]}',  # nor is this
+        '{[,"apiVersion":"v"}',  # a "[" right after the brace: not JSON
+        '{"kind":"x"}',  # no apiVersion at all
         '{"apiVersion":"v',  # cut off: not JSON
         '{"apiVersion":"caf\\u00e9/v1"}',  # an escape in the value
         '{"apiVersion":"client.authentication.k8s.io/v1"}',
@@ -234,7 +244,33 @@ def test_each_stage_begins_exactly_at_its_bound() -> None:
     ],
 )
 def test_the_fast_reader_never_disagrees_with_json_on_odd_input(raw: str) -> None:
-    """Whatever the fast reader answers is what JSON reads (the default for non-JSON)."""
+    """Whatever the fast reader answers is what JSON reads; anything but a non-empty
+    string there (or no JSON at all) means the default, as `aws eks get-token` answers."""
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = None
+    value = info.get("apiVersion") if isinstance(info, dict) else None
+    by_json = value if isinstance(value, str) and value else DEFAULT_API_VERSION
     fast = api_version_fast(raw)
-    assert fast is None or fast == api_version(raw), (raw, fast)
-    assert requested_api_version({"KUBERNETES_EXEC_INFO": raw}) == api_version(raw)
+    assert fast is None or fast == by_json, (raw, fast)
+    assert api_version(raw) == by_json
+    assert requested_api_version({"KUBERNETES_EXEC_INFO": raw}) == by_json
+
+
+@pytest.mark.parametrize(
+    ("raw", "cluster"),
+    [
+        (None, None),  # kubectl without provideClusterInfo: no variable
+        ("not json", None),
+        ('{"spec":{"cluster":{"server":"https://x"}}}', {"server": "https://x"}),
+        ('{"spec":{"cluster":{"server":""}}}', None),  # nothing to ask
+        ('{"spec":{"cluster":{"certificate-authority-data":"x"}}}', None),
+        ('{"spec":{"cluster":["server"]}}', None),
+        ('{"spec":[]}', None),
+    ],
+)
+def test_cluster_info_is_there_only_with_a_server_to_ask(
+    raw: str | None, cluster: dict[str, str] | None
+) -> None:
+    assert cluster_info({} if raw is None else {"KUBERNETES_EXEC_INFO": raw}) == cluster
