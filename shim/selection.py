@@ -43,9 +43,9 @@ class Request:
         refresh_before: float,
         refresh_ahead: float,
         timeout: float,
-        max_age: float = 3600.0,
-        key_env: tuple[str, ...] = (),
-        mode: str = "generic",
+        max_age: float,
+        key_env: tuple[str, ...],
+        mode: str,
     ) -> None:
         self.command = command
         self.env = env
@@ -66,7 +66,7 @@ def parse_seconds(text: str, what: str, allow_zero: bool, maximum: float = MAX_S
         raise UsageError(f"{what} takes a number of seconds, not {text!r}") from None
     if not (seconds >= 0 if allow_zero else seconds > 0) or not seconds <= maximum:
         bound = "zero" if allow_zero else "more than zero"
-        raise UsageError(f"{what} takes {bound} to {maximum:g} seconds, not {text!r}")
+        raise UsageError(f"{what} takes {bound} to {maximum:.0f} seconds, not {text!r}")
     return seconds
 
 
@@ -79,11 +79,6 @@ def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> 
     if home and (cache_dir == "~" or cache_dir.startswith("~/")):
         cache_dir = home + cache_dir[1:]  # the given environment's HOME, as the shell would
     return os.path.abspath(os.path.expanduser(cache_dir))
-
-
-def has_selection(values: Mapping[str, str], command: list[str] | None) -> bool:
-    """Whether the options select one credential (EKS mode's cluster, or a command)."""
-    return command is not None or "cluster" in values
 
 
 def _seconds_setting(

@@ -394,6 +394,24 @@ def test_absurd_timeouts_are_usage_errors(shim: Shim, value: str) -> None:
     assert shim.calls() == []
 
 
+@pytest.mark.parametrize(
+    ("option", "what", "most"),
+    [
+        ("--timeout", "--timeout takes more than zero", 86400),  # a day: beyond any backend
+        ("--refresh-before", "--refresh-before (EKS_SHIM_REFRESH_BEFORE) takes zero", 366 * 86400),
+        ("--refresh-ahead", "--refresh-ahead (EKS_SHIM_REFRESH_AHEAD) takes zero", 366 * 86400),
+        ("--max-age", "--max-age (EKS_SHIM_MAX_AGE) takes zero", 366 * 86400),  # a year
+    ],
+)
+def test_seconds_go_up_to_their_bound_and_no_further(
+    shim: Shim, option: str, what: str, most: int
+) -> None:
+    assert token_of(shim.run("-c", "demo", option, str(most)).stdout)
+    result = shim.run("-c", "demo", option, str(most + 1), expect=2)
+    assert f"{what} to {most} seconds, not '{most + 1}'".encode() in result.stderr
+    assert len(shim.calls()) == 1
+
+
 # 8. Sane lifetimes.
 def rewrite(shim: Shim, **fields: int) -> None:
     (path,) = shim.entries()
@@ -459,6 +477,13 @@ def test_key_env_adds_any_variable_to_the_key(shim: Shim) -> None:
     assert token_of(a) != token_of(b)
     assert shim.run("-c", "demo", *keyed, MY_TENANT="a").stdout == a
     assert len(shim.calls()) == 3
+
+
+@pytest.mark.parametrize("name", ["", "A=B"])
+def test_key_env_takes_only_a_variable_name(shim: Shim, name: str) -> None:
+    result = shim.run("-c", "demo", "--key-env", "OK", "--key-env", name, expect=2)
+    assert b"--key-env takes the name of an environment variable" in result.stderr
+    assert shim.calls() == []
 
 
 # 11. Small ones.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -90,6 +92,14 @@ def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
     ]
     assert request.env["AWS_PROFILE"] == "p"
     assert request.cache_dir == "/h/.kube/cache/eks-token-shim"
+
+
+def test_a_cache_dir_under_home_is_under_the_given_environments_home() -> None:
+    assert resolve({"cluster": "c", "cache_dir": "~"}, None, {"HOME": "/h"}).cache_dir == "/h"
+    assert resolve({"cluster": "c", "cache_dir": "~/c"}, None, {"HOME": "/h/"}).cache_dir == "/h/c"
+    # Without HOME there, as without it anywhere: Python's (the password database's) home.
+    expected = os.path.abspath(os.path.expanduser("~/c"))
+    assert resolve({"cluster": "c", "cache_dir": "~/c"}, None, {}).cache_dir == expected
 
 
 def test_without_region_the_backend_resolves_it() -> None:
