@@ -241,19 +241,28 @@ def _replace(
 
 
 def run_suite(
-    tree: Path, venv_python: str, pytest_args: list[str], timeout: float, **extra_env: str
+    tree: Path,
+    venv_python: str,
+    pytest_args: list[str],
+    timeout: float,
+    failed: list[str] | None = None,
+    **extra_env: str,
 ) -> str:
-    """Run the suite in `tree`: "survived", "killed", or "timeout" (killed too)."""
+    """Run the suite in `tree`: "survived", "killed", or "timeout" (killed too). The tests
+    that failed are added to `failed` (read from pytest's summary, through a file: a pipe
+    would stay open as long as anything the suite started lives)."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", CI="true")
     env.update(extra_env)
-    process = subprocess.Popen(
-        [venv_python, "-m", *pytest_args],
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    output = tree.parent / f"{tree.name}.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [venv_python, "-m", *pytest_args],
+            cwd=tree,
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         code = process.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -262,6 +271,10 @@ def run_suite(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # whatever it started, now or never
         process.wait()
+    if failed is not None:
+        for line in output.read_text(errors="replace").splitlines():
+            if line.startswith(("FAILED ", "ERROR ")) and "::" in line:
+                failed.append(line.split()[1])
     if code is None:
         return "timeout"
     return "survived" if code == 0 else "killed"
@@ -421,6 +434,7 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
         results: dict[str, str] = {}
 
         killed_before = _killed_in(Path(args.again)) if args.again else set()
+        killers: dict[str, list[tuple[int, str]]] = {}  # module -> (line, test that killed)
 
         def one(mutant: Mutant) -> None:
             if mutant.ident in killed_before:
@@ -433,12 +447,17 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
                     results[mutant.ident] = "uncovered"
                     print(f"{'uncovered':9s} {mutant.ident}", flush=True)
                     return
+            tests = _killers_first(tests, killers.get(mutant.module, []), mutant.line)
             tree = free.pop()
             target = tree / mutant.module
             original = target.read_text()
+            failed: list[str] = []
             try:
                 target.write_text(mutant.source)
-                results[mutant.ident] = run_suite(tree, args.python, suite + tests, args.timeout)
+                results[mutant.ident] = run_suite(
+                    tree, args.python, suite + tests, args.timeout, failed
+                )
+                killers.setdefault(mutant.module, []).extend((mutant.line, t) for t in failed)
             finally:
                 target.write_text(original)
                 free.append(tree)
@@ -449,6 +468,19 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report(every, results, equivalents())
+
+
+def _killers_first(tests: list[str], killers: list[tuple[int, str]], line: int) -> list[str]:
+    """`tests` with up to three that killed mutants nearest to `line` first: mutants near
+    each other tend to die by the same test."""
+    reaching = set(tests)
+    first: list[str] = []
+    for _, test in sorted(killers, key=lambda killer: abs(killer[0] - line)):
+        if test in reaching and test not in first:
+            first.append(test)
+            if len(first) == 3:
+                break
+    return first + [test for test in tests if test not in first]
 
 
 def _killed_in(log: Path) -> set[str]:
