@@ -91,11 +91,7 @@ def _skipped(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
             isinstance(target, ast.Name) and target.id == "__slots__" for target in current.targets
         ):
             return True
-        if (
-            isinstance(current, ast.Call)
-            and isinstance(current.func, ast.Attribute)
-            and current.func.attr in QUIET_CALLS
-        ):
+        if _is_quiet(current):
             return True
         current = parent
     return False
@@ -182,8 +178,8 @@ def mutants(module: str) -> list[Mutant]:
 
 
 def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
-    """Whether `node` is a `return`/`return None` that nothing follows before the
-    function's end (last in its block, and each enclosing if/with/except block last too)."""
+    """Whether `node` is a `return`/`return None` after which nothing but -v logging runs
+    before the function's end (so that deleting it changes nothing but -v output)."""
     if not isinstance(node, ast.Return) or not (
         node.value is None or (isinstance(node.value, ast.Constant) and node.value.value is None)
     ):
@@ -196,19 +192,30 @@ def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> 
             for _, value in ast.iter_fields(parent)
             if isinstance(value, list) and any(item is current for item in value)
         )
-        if block[-1] is not current:
+        after = block[next(at for at, item in enumerate(block) if item is current) + 1 :]
+        if not all(isinstance(item, ast.Expr) and _is_quiet(item.value) for item in after):
             return False
         if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return True
         if isinstance(parent, ast.ExceptHandler):
-            handler_of = parents[parent]
-            if not isinstance(handler_of, ast.Try) or handler_of.finalbody:
+            parent = parents[parent]
+            if not isinstance(parent, ast.Try) or parent.finalbody:
                 return False
-            current = handler_of
-        elif isinstance(parent, (ast.If, ast.With)):
-            current = parent
-        else:
-            return False  # a loop goes round again; a try body goes on to else/finally
+        elif isinstance(parent, ast.Try):
+            if block is not parent.body or parent.orelse or parent.finalbody:
+                return False
+        elif not isinstance(parent, (ast.If, ast.With)):
+            return False  # a loop goes round again
+        current = parent
+
+
+def _is_quiet(node: ast.AST) -> bool:
+    """A call of what only -v or the background log shows (log.debug...)."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in QUIET_CALLS
+    )
 
 
 def _in_function(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:

@@ -74,8 +74,8 @@ def is_key(text: str) -> bool:
 
 def key_of(name: str) -> str | None:
     """The key whose file `name` is (`<key>.entry`, `.lock`, `.served`, `.ahead`), else None."""
-    stem, dot, suffix = name.rpartition(".")
-    return stem if dot and "." + suffix in KEY_SUFFIXES and is_key(stem) else None
+    stem, _, suffix = name.rpartition(".")  # (no dot: stem is "", which is no key)
+    return stem if "." + suffix in KEY_SUFFIXES and is_key(stem) else None
 
 
 def is_ours(name: str) -> bool:

@@ -77,6 +77,8 @@ FOREIGN = {
     "background.log.old": b"kept\n",
     "a" * 64 + ".entry.bak": b"a backup of someone's\n",
     "A" * 64 + ".entry": b"upper case: not a digest of ours\n",
+    "deadbeef.entry": b"hex, but too short for a digest of ours\n",
+    "b" * 65 + ".lock": b"hex, but too long\n",
 }
 
 

@@ -69,8 +69,17 @@ def test_a_cache_dir_made_unsafe_after_caching_is_not_served_from(shim: Shim) ->
     finally:
         shim.cache_dir.chmod(0o700)
     assert result.stdout != cached
-    assert b"writable by group or others" in result.stderr
+    assert b"is writable by group or others (mode 770)" in result.stderr
     assert len(shim.calls()) == 2
+
+
+def test_a_cache_dir_others_may_read_but_not_write_is_used(shim: Shim) -> None:
+    shim.cache_dir.mkdir(parents=True)
+    shim.cache_dir.chmod(0o755)  # what mkdir makes under the usual umask: entries are 0600
+    first = shim.run("-c", "demo")
+    assert shim.run("-c", "demo").stdout == first.stdout
+    assert b"warning" not in first.stderr
+    assert len(shim.calls()) == 1
 
 
 def test_a_repeated_option_means_its_last_value(shim: Shim) -> None:
