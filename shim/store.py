@@ -144,21 +144,13 @@ def purge_all(cache_dir: str) -> tuple[int, int]:
     """Remove every file of ours (entries, locks, sidecars, temp files, the log): how many
     entries there were, and how many other things were left alone."""
     try:
-        names = os.listdir(cache_dir)
+        found = list(os.scandir(cache_dir))
     except (FileNotFoundError, NotADirectoryError):
         return 0, 0
     removed = left = 0
-    for name in names:
-        path = os.path.join(cache_dir, name)
-        if not is_ours(name) or _is_directory(path):
+    for item in found:
+        if not is_ours(item.name) or item.is_dir(follow_symlinks=False):
             left += 1
-        elif unlink(path) and name.endswith(ENTRY_SUFFIX) and key_of(name):
+        elif unlink(item.path) and item.name.endswith(ENTRY_SUFFIX):
             removed += 1
     return removed, left
-
-
-def _is_directory(path: str) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False

@@ -60,6 +60,8 @@ api_version = "client.authentication.k8s.io/v1beta1"
 with contextlib.suppress(KeyError, ValueError, RecursionError, AttributeError):
     api_version = json.loads(os.environ["KUBERNETES_EXEC_INFO"]).get("apiVersion", api_version)
 token = f"k8s-aws-v1.fake-{count}-{os.getpid()}"
+if os.environ.get("FAKE_PAD"):  # a token of a known length: "k8s-aws-v1." and N x's
+    token = "k8s-aws-v1." + "x" * int(os.environ["FAKE_PAD"])
 if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
     sys.stderr.write("Enter MFA code: ")
     token += "-mfa-" + sys.stdin.readline().strip()

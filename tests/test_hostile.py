@@ -17,6 +17,7 @@ import pytest
 from conftest import IN_CI, Shim, age, shim_argv, token_of
 
 from shim.entry import Entry, decode_entry, encode_entry
+from shim.files import MAX_READ
 
 HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
 
@@ -68,6 +69,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Mount]:
 
 
 # 1. Only our own files.
+KEY = "0123456789abcdef" * 4  # the form of a key: 64 lower-case hex digits
 FOREIGN = {
     "Cargo.lock": b"# cargo\n",
     "yarn.lock": b"# yarn\n",
@@ -79,12 +81,23 @@ FOREIGN = {
     "A" * 64 + ".entry": b"upper case: not a digest of ours\n",
     "deadbeef.entry": b"hex, but too short for a digest of ours\n",
     "b" * 65 + ".lock": b"hex, but too long\n",
+    "c" * 64 + ".txt": b"a digest, but no suffix of ours\n",
+    # Near misses of our temp files (.NAME.PID.RANDOM.tmp, shim.files.temp_name):
+    f".{KEY}.entry.x1.abcdef12.tmp": b"pid not a number\n",
+    f".{KEY}.entry.1.abcdef1.tmp": b"random part too short\n",
+    f".{KEY}.entry.1.abcdefgh.tmp": b"random part not hex\n",
+    f".{KEY}.entry.1.abcdef12.temp": b"not .tmp\n",
+    f".{KEY}.entry.1.2.abcdef12.tmp": b"one part too many\n",
+    f"x.{KEY}.entry.1.abcdef12.tmp": b"not hidden\n",
+    f".{KEY}.txt.1.abcdef12.tmp": b"not a file of a key\n",
+    f".{KEY[1:]}.entry.1.abcdef12.tmp": b"not a key\n",
 }
+OURS = [f".{KEY}.entry.123.abcdef12.tmp", f".{KEY}.served.7.00ff00ff.tmp"]  # a writer killed
 
 
 def test_purge_and_list_touch_only_files_the_shim_could_have_written(shim: Shim) -> None:
     shim.run("-c", "demo")
-    for name, data in FOREIGN.items():
+    for name, data in [*FOREIGN.items(), *((name, b"half an entry") for name in OURS)]:
         (shim.cache_dir / name).write_bytes(data)
         (shim.cache_dir / name).chmod(0o600)
     listed = shim.run("--list").stdout.decode()
@@ -106,9 +119,33 @@ def test_a_directory_named_like_an_entry_does_not_stop_purge(shim: Shim) -> None
     first.mkdir()  # a directory where an entry would be
     result = shim.run("--purge")
     assert b"removed 1 cache entry" in result.stdout
+    assert b"left alone 1 file " in result.stderr
     assert first.is_dir()
     assert not second.exists()
     assert shim.run("--list").returncode == 0
+
+
+def test_list_and_purge_before_anything_was_cached_create_nothing(
+    shim: Shim, private_home: Path
+) -> None:
+    listed = shim.run("--list").stdout.decode().splitlines()
+    assert listed == [listed[0]]
+    assert listed[0].startswith("CLUSTER/COMMAND")
+    assert b"removed 0 cache entries" in shim.run("--purge").stdout
+    assert b"removed 0 cache entries" in shim.run("--purge", "-c", "demo").stdout
+    assert not (private_home / ".kube").exists()
+
+
+def test_purging_a_cluster_removes_its_sidecars_and_leaves_its_lock(shim: Shim) -> None:
+    info = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "x"})
+    shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)  # kubectl asked: a .served note
+    sidecar(shim, ".ahead").write_bytes(b"")  # as a refresh ahead leaves it
+    sidecar(shim, ".ahead").chmod(0o600)
+    assert {path.suffix for path in shim.cache_dir.iterdir()} >= {".entry", ".served", ".ahead"}
+    key = key_of(shim)
+    assert b"removed: cluster demo" in shim.run("--purge", "-c", "demo").stdout
+    names = {path.name for path in shim.cache_dir.iterdir()} - {"background.log"}
+    assert names == {key + ".lock"}  # another process may hold it (filelock #31)
 
 
 # 2. Nothing can make a call block.
@@ -451,6 +488,26 @@ def test_no_entry_is_served_past_max_age_whatever_its_expiry(shim: Shim) -> None
 def test_a_credential_too_large_to_read_back_is_printed_not_cached(shim: Shim) -> None:
     result = shim.run("-c", "demo", FAKE_MODE="huge")
     assert len(token_of(result.stdout)) > 1 << 20
+    assert "too large to cache" in one_warning(result.stderr)
+    assert shim.entries() == []
+
+
+def test_the_largest_entry_that_can_be_read_back_is_cached_and_one_byte_more_is_not(
+    shim: Shim,
+) -> None:
+    """The bound is MAX_READ bytes of entry file, on both sides: write_entry and read."""
+    shim.run("-c", "demo", FAKE_PAD="1000000")
+    (path,) = shim.entries()
+    overhead = path.stat().st_size - 1_000_000  # header, metadata, JSON around the token
+    assert b"removed 1" in shim.run("--purge").stdout
+    largest = str(MAX_READ - overhead)
+    first = shim.run("-c", "demo", FAKE_PAD=largest)
+    (path,) = shim.entries()
+    assert path.stat().st_size == MAX_READ
+    assert shim.run("-c", "demo", FAKE_PAD=largest).stdout == first.stdout  # read back
+    assert len(shim.calls()) == 2
+    assert b"removed 1" in shim.run("--purge").stdout
+    result = shim.run("-c", "demo", FAKE_PAD=str(MAX_READ - overhead + 1))
     assert "too large to cache" in one_warning(result.stderr)
     assert shim.entries() == []
 
