@@ -32,11 +32,9 @@ def my_uid() -> int | None:
 
 
 def is_private(st: os.stat_result) -> bool:
-    """A regular file owned by us with no group or other permission bits."""
+    """A file (open_regular's: regular) owned by us with no group or other permission bits."""
     uid = my_uid()
-    return stat.S_ISREG(st.st_mode) and (
-        uid is None or (st.st_uid == uid and not st.st_mode & 0o077)
-    )
+    return uid is None or (st.st_uid == uid and not st.st_mode & 0o077)
 
 
 def open_regular(
@@ -47,12 +45,11 @@ def open_regular(
     fd = os.open(path, flags | (CAREFUL & ~_NOFOLLOW if follow else CAREFUL), mode)
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(f"{path} is not a regular file")
     except BaseException:
         os.close(fd)
         raise
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise NotRegular(f"{path} is not a regular file")
     return fd, st
 
 

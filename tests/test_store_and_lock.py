@@ -129,3 +129,21 @@ def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: st
         with KeyLock(path, 0.05, implementation) as newcomer:
             assert newcomer  # it locked the new file: the removed one is no longer the lock
         assert os.path.exists(path)
+
+
+def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path) -> None:
+    """A FIFO, a directory or a symlink where a cache file should be: refused, and every
+    descriptor opened to find out is closed (a background refresh, a test, lives on)."""
+    os.mkfifo(tmp_path / "fifo", 0o600)
+    (tmp_path / "directory").mkdir()
+    (tmp_path / "target").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    before = sorted(os.listdir("/proc/self/fd"))
+    for name in ("fifo", "directory", "link"):
+        path = str(tmp_path / name)
+        assert store.read_entry(path) is None
+        with pytest.raises(OSError):
+            write_private(path, b"x")
+        with pytest.raises(OSError), KeyLock(path, 0):
+            pass
+    assert sorted(os.listdir("/proc/self/fd")) == before
