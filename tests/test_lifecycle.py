@@ -315,3 +315,22 @@ def test_healthy_kubectl_runs_never_verify(
     assert len(shim.calls()) == 1
     assert api.agents
     assert not [agent for agent in api.agents if agent == "eks-token-shim"]
+
+
+def test_every_file_of_a_refresh_ahead_is_0600_whatever_the_umask(shim: Shim) -> None:
+    """Entry, lock, .served note, .ahead marker, background log: private even under umask 0."""
+    info = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "x"})
+    old = os.umask(0)
+    try:
+        first = token_of(shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout)
+        age(shim, 600)  # into the ahead window: served, and refreshed in the background
+        shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+        wait_for(lambda: cached_token(shim) != first, "the refresh")
+        wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    finally:
+        os.umask(old)
+    suffixes = {path.suffix for path in shim.cache_dir.iterdir()}
+    assert suffixes == {".entry", ".lock", ".served", ".ahead", ".log"}
+    for path in shim.cache_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(shim.cache_dir.stat().st_mode) == 0o700
