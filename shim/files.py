@@ -61,16 +61,18 @@ def make_0600(fd: int, st: os.stat_result) -> None:
 
 
 def read_private(path: str) -> bytes | None:
-    """The bytes of a regular file at `path` private to us; None for anything else."""
+    """The bytes of a regular file at `path` private to us, at most MAX_READ of them (its
+    reader refuses a file cut short: an entry's digest, a note's format); None for anything
+    else."""
     try:
         fd, st = open_regular(path, os.O_RDONLY)
     except OSError:
         return None
     try:
         # As aws-iam-authenticator's filecache: refuse a token file others could read or plant.
-        if st.st_size > MAX_READ or not is_private(st):
+        if not is_private(st):
             return None
-        return os.read(fd, MAX_READ + 1)
+        return os.read(fd, MAX_READ)
     except OSError:
         return None
     finally:
