@@ -43,15 +43,15 @@ def due(marker: str, now: float) -> bool:
         return False
 
 
-def start(argv: list[str], marker: str, log_path: str) -> bool:
-    """Start `shim --background-refresh ARGV...` detached; whether it was started."""
-    if not hasattr(os, "posix_spawn"):  # pragma: no cover - Windows: refresh in the foreground
-        return False
+def start(argv: list[str], marker: str, log_path: str) -> None:
+    """Start `shim --background-refresh ARGV...` detached, unless its marker cannot be
+    touched: without it the 30 s guard could not hold back the next call. (Where os has
+    no posix_spawn, Windows, the AttributeError reaches after_serving, which drops it:
+    the entry is then refreshed in the foreground when it is due.)"""
     try:
-        # No marker, no start: without it the 30 s guard could not hold back the next call.
         touch_private(marker)
     except OSError:
-        return False
+        return
     try:
         log_fd = open_append(log_path)
     except OSError:
@@ -65,10 +65,9 @@ def start(argv: list[str], marker: str, log_path: str) -> bool:
         child = [sys.executable, "-c", _CHILD, FLAG, *argv]
         os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
     except (OSError, NotImplementedError):
-        return False
+        pass  # no refresh ahead this time: the entry is fetched in the foreground when due
     finally:
         os.close(log_fd)
-    return True
 
 
 def after_serving(

@@ -21,6 +21,8 @@ import pytest
 from apiserver import ApiServer, kubeconfig
 from conftest import Shim, age, cached_token, kubectl_version, require_tool, shim_argv, token_of
 
+from shim.background import LOG_LIMIT
+
 FLAG = b"--background-refresh"
 
 
@@ -334,3 +336,18 @@ def test_every_file_of_a_refresh_ahead_is_0600_whatever_the_umask(shim: Shim) ->
     for path in shim.cache_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(shim.cache_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("size", "kept"), [(LOG_LIMIT, True), (LOG_LIMIT + 1, False)])
+def test_the_background_log_is_emptied_once_past_its_limit(
+    shim: Shim, size: int, kept: bool
+) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    log = shim.cache_dir / "background.log"
+    log.write_bytes(b"x" * size)
+    log.chmod(0o600)
+    age(shim, 600)
+    shim.run("-c", "demo")  # in the ahead window: a background refresh, whose stderr is the log
+    wait_for(lambda: cached_token(shim) != first, "the refresh")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert log.read_bytes().startswith(b"x" * size) == kept
