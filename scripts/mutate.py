@@ -199,14 +199,19 @@ def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> 
             return True
         if isinstance(parent, ast.ExceptHandler):
             parent = parents[parent]
-            if not isinstance(parent, ast.Try) or parent.finalbody:
+            if not isinstance(parent, ast.Try) or _returns(parent.finalbody):
                 return False
         elif isinstance(parent, ast.Try):
-            if block is not parent.body or parent.orelse or parent.finalbody:
+            if block is not parent.body or parent.orelse or _returns(parent.finalbody):
                 return False
         elif not isinstance(parent, (ast.If, ast.With)):
             return False  # a loop goes round again
         current = parent
+
+
+def _returns(block: list[ast.stmt]) -> bool:
+    """Whether a `finally:` block can change what the function returns."""
+    return any(isinstance(node, ast.Return) for stmt in block for node in ast.walk(stmt))
 
 
 def _is_quiet(node: ast.AST) -> bool:
