@@ -101,7 +101,7 @@ def touch_private(path: str) -> None:
     """Create `path` as a 0600 file if need be, and set its mtime to now."""
     fd, _ = open_regular(path, os.O_WRONLY | os.O_CREAT)
     try:
-        os.utime(fd if os.utime in os.supports_fd else path)
+        os.utime(fd)
     finally:
         os.close(fd)
 

@@ -320,11 +320,16 @@ def test_healthy_kubectl_runs_never_verify(
 
 
 def test_every_file_of_a_refresh_ahead_is_0600_whatever_the_umask(shim: Shim) -> None:
-    """Entry, lock, .served note, .ahead marker, background log: private even under umask 0."""
+    """Entry, lock, .served note, .ahead marker, background log: private even under umask 0,
+    and made private again when something left them open to others."""
     info = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "x"})
     old = os.umask(0)
     try:
         first = token_of(shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).stdout)
+        (shim.cache_dir / "background.log").write_bytes(b"")
+        for path in shim.cache_dir.iterdir():
+            if path.suffix != ".entry":  # (an entry others can read is not served)
+                path.chmod(0o644)
         age(shim, 600)  # into the ahead window: served, and refreshed in the background
         shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
         wait_for(lambda: cached_token(shim) != first, "the refresh")

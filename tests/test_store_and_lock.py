@@ -12,7 +12,7 @@ import pytest
 
 from shim import store
 from shim.entry import Entry
-from shim.files import write_private
+from shim.files import open_append, read_private, touch_private, write_private
 from shim.lock import IMPLEMENTATIONS, KeyLock
 
 KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
@@ -134,7 +134,8 @@ def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: st
 
 def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path) -> None:
     """A FIFO, a directory or a symlink where a cache file should be: refused, and every
-    descriptor opened to find out is closed (a background refresh, a test, lives on)."""
+    descriptor opened to find out is closed (a background refresh, a test, lives on); so are
+    those of the reads and writes that work."""
     os.mkfifo(tmp_path / "fifo", 0o600)
     (tmp_path / "directory").mkdir()
     (tmp_path / "target").write_bytes(b"x")
@@ -147,4 +148,13 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
             write_private(path, b"x")
         with contextlib.suppress(OSError), KeyLock(path, 0):
             pass
+    (tmp_path / "private").write_bytes(b"x")
+    (tmp_path / "private").chmod(0o600)
+    (tmp_path / "open").write_bytes(b"x")
+    (tmp_path / "open").chmod(0o644)
+    assert read_private(str(tmp_path / "private")) == b"x"
+    assert read_private(str(tmp_path / "open")) is None  # others can read it: not ours to trust
+    write_private(str(tmp_path / "private"), b"y")
+    touch_private(str(tmp_path / "marker"))
+    os.close(open_append(str(tmp_path / "log")))
     assert sorted(os.listdir("/proc/self/fd")) == before
