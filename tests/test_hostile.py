@@ -208,6 +208,15 @@ def test_no_free_inodes_costs_a_warning_not_the_token(shim: Shim, tmpfs: Mount) 
     one_warning(result.stderr)
 
 
+def test_a_disk_full_mid_write_leaves_no_temp_file(shim: Shim, tmpfs: Mount) -> None:
+    cache = tmpfs("size=64k") / "cache"
+    cache.mkdir(mode=0o700)
+    result = shim.run("-c", "demo", "--cache-dir", str(cache), FAKE_PAD="100000")  # > 64k
+    assert len(token_of(result.stdout)) > 100_000
+    assert "could not write the cache entry" in one_warning(result.stderr)
+    assert sorted(path.suffix for path in cache.iterdir()) == [".lock"]  # no half-written .tmp
+
+
 @pytest.mark.parametrize("kind", ["dangling symlink", "under a regular file", "a regular file"])
 def test_an_unusable_cache_dir_costs_a_warning_not_the_token(
     shim: Shim, tmp_path: Path, kind: str
