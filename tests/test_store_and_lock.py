@@ -12,7 +12,7 @@ import pytest
 
 from shim import store
 from shim.entry import Entry
-from shim.files import open_append, read_private, touch_private, write_private
+from shim.files import open_append, read_private, temp_name, touch_private, write_private
 from shim.lock import IMPLEMENTATIONS, KeyLock
 
 KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
@@ -158,3 +158,12 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
     touch_private(str(tmp_path / "marker"))
     os.close(open_append(str(tmp_path / "log")))
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_purge_knows_every_temp_name_the_writer_makes(tmp_path: Path) -> None:
+    """A writer killed between its temp file and os.replace leaves the temp file: purge
+    must know it as ours, whatever the key file (shim.files names, shim.store recognises)."""
+    files = store.KeyFiles(str(tmp_path), KEYS["a"])
+    for path in (files.entry, files.served, files.ahead, files.lock):
+        for _ in range(20):  # the random part varies
+            assert store.is_ours(os.path.basename(temp_name(path)))
