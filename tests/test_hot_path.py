@@ -117,6 +117,8 @@ def test_a_miss_starts_the_backend_before_importing_validation(shim: Shim, tmp_p
     # subprocess costs ~24 ms before the backend can start: shim.process spawns without it.
     # (On Python 3.9 orjson imports uuid, which imports it: inside shim.credential, later.)
     assert top_level_importer(result.stderr, "subprocess") in (None, "shim.credential")
+    # portalocker costs ~150 ms (shim/lock.py): on POSIX the lock is fcntl.flock directly.
+    assert "portalocker" not in imported_modules(result.stderr)
 
 
 def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
