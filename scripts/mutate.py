@@ -312,6 +312,18 @@ class TestMap:
         self.reached = reached
         self.seconds = seconds
 
+    def within(self, tests: list[str], budget: float) -> list[str]:
+        """The first of `tests` whose measured seconds add up to at most `budget` (one at
+        least): a cheaper campaign whose kill counts are lower bounds."""
+        kept: list[str] = []
+        spent = 0.0
+        for test in tests:
+            spent += self.seconds.get(test, 60.0)
+            if kept and spent > budget:
+                break
+            kept.append(test)
+        return kept
+
     def tests_for(self, mutant: Mutant) -> list[str]:
         lines = range(mutant.line, mutant.end + 1)
         tests = {test for line in lines for test in self.reached.get(f"{mutant.module}:{line}", ())}
@@ -452,6 +464,7 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
         killed_before = _killed_in(Path(args.again)) if args.again else set()
         killers: dict[str, list[tuple[int, str]]] = {}  # module -> (line, test that killed)
         listed = equivalents()  # not run: each would cost every test that reaches it
+        budgeted: dict[str, str] = {}  # survivors that did not meet every test reaching them
 
         def one(mutant: Mutant) -> None:
             if mutant.ident in killed_before:
@@ -468,6 +481,9 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
                     print(f"{'uncovered':9s} {mutant.ident}", flush=True)
                     return
             tests = _killers_first(tests, killers.get(mutant.module, []), mutant.line)
+            reaching = len(tests)
+            if args.budget is not None and test_map is not None:
+                tests = test_map.within(tests, args.budget)
             tree = free.pop()
             target = tree / mutant.module
             original = target.read_text()
@@ -481,13 +497,16 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
             finally:
                 target.write_text(original)
                 free.append(tree)
-            print(f"{results[mutant.ident]:9s} {mutant.ident}", flush=True)
+            if len(tests) < reaching and results[mutant.ident] == "survived":
+                budgeted[mutant.ident] = f"{len(tests)} of {reaching} tests"
+            note = f" (budget: {budgeted[mutant.ident]})" if mutant.ident in budgeted else ""
+            print(f"{results[mutant.ident]:9s} {mutant.ident}{note}", flush=True)
 
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(one, every))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return report(every, results, listed)
+    return report(every, results, listed, budgeted)
 
 
 def _killers_first(tests: list[str], killers: list[tuple[int, str]], line: int) -> list[str]:
@@ -514,7 +533,10 @@ def _killed_in(log: Path) -> set[str]:
 
 
 def report(
-    every: list[Mutant], results: dict[str, str], listed: dict[str, str]
+    every: list[Mutant],
+    results: dict[str, str],
+    listed: dict[str, str],
+    budgeted: dict[str, str] | None = None,
 ) -> dict[str, object]:
     per_module: dict[str, dict[str, int]] = {}
     survivors = []
@@ -532,6 +554,8 @@ def report(
             counts["survived"] += 1
             line = (ROOT / mutant.module).read_text().splitlines()[mutant.line - 1].strip()
             note = " (no test reaches it)" if result == "uncovered" else ""
+            if budgeted and mutant.ident in budgeted:
+                note = f" (within the budget: {budgeted[mutant.ident]})"
             survivors.append(f"{mutant.ident}{note}    | {line}")
     print("\n| module | mutants | killed | equivalent | survived | killed of non-equivalent |")
     print("|---|---|---|---|---|---|")
@@ -582,6 +606,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants at once (each in a copy)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds for one suite run")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="SEC",
+        help="run each mutant against the tests that reach it only up to SEC seconds of their "
+        "measured cost (cheapest first): a faster campaign whose kills are lower bounds; "
+        "survivors say how many of their tests ran",
+    )
     parser.add_argument(
         "--check-listed",
         action="store_true",
