@@ -171,6 +171,7 @@ def test_a_purged_lock_file_never_gives_two_holders(
     """filelock #31: B opened the lock file, a purge removed it, C locked a new file at the
     path, A released the old one. B must not take the lock it now holds alone."""
     path = str(tmp_path / "k.lock")
+    descriptors = sorted(os.listdir("/proc/self/fd"))
     holder_a = KeyLock(path, 0)
     assert holder_a.__enter__()
     opened, go = threading.Event(), threading.Event()
@@ -197,6 +198,7 @@ def test_a_purged_lock_file_never_gives_two_holders(
     thread.join(10)
     assert result == [False], "B took a lock that C holds"
     holder_c.__exit__(None, None, None)
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # B closed the file it let go
 
 
 def test_kubeconfig_help_explains_wrap_and_unwrap(shim: Shim) -> None:

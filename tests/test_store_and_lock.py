@@ -6,6 +6,7 @@ import contextlib
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,7 @@ def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
 
 def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementation: str) -> None:
     path = str(tmp_path / "k.lock")
+    descriptors = sorted(os.listdir("/proc/self/fd"))
     order: list[str] = []
     first = KeyLock(path, 1, implementation)
     assert first.__enter__()
@@ -115,10 +117,12 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementati
 
     thread = threading.Thread(target=wait)
     thread.start()
+    time.sleep(0.3)  # (so that the waiter has found the lock held: it must wait, not give up)
     order.append("release")
     first.__exit__(None, None, None)
     thread.join()
     assert order == ["release", "waiter True"]
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # each look closed its file
 
 
 def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
