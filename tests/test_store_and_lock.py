@@ -8,6 +8,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -171,3 +172,39 @@ def test_purge_knows_every_temp_name_the_writer_makes(tmp_path: Path) -> None:
     for path in (files.entry, files.served, files.ahead, files.lock):
         for _ in range(20):  # the random part varies
             assert store.is_ours(os.path.basename(temp_name(path)))
+
+
+def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock #31 again, the other way round: a purge removes the file between our flock
+    and our check. The lock we hold must be the file at the path, or anyone could take it."""
+    path = str(tmp_path / "k.lock")
+    flock_try, release = IMPLEMENTATIONS["flock"]
+    purges = [path]
+
+    def try_then_purged(file: IO[Any]) -> bool:
+        locked = flock_try(file)
+        while purges:
+            os.unlink(purges.pop())  # the fault: --purge, right after our flock
+        return locked
+
+    monkeypatch.setitem(IMPLEMENTATIONS, "purged", (try_then_purged, release))
+    with KeyLock(path, 1, "purged") as held:
+        assert held
+        assert purges == []  # the fault happened
+        assert os.path.exists(path)
+        with KeyLock(path, 0) as other:
+            assert not other  # the file at the path is the one we hold
+
+
+def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> None:
+    """Waiting a second for a held lock costs a little CPU time, not a second of it: a bound
+    on CPU, not on the clock (a spinning waiter would burn a core while kubectl waits)."""
+    path = str(tmp_path / "k.lock")
+    with KeyLock(path, 1, implementation) as held:
+        assert held
+        started = time.process_time()
+        with KeyLock(path, 1, implementation) as waiter:
+            assert not waiter
+        assert time.process_time() - started < 0.5
