@@ -56,7 +56,7 @@ def get_credential(
     request: Request,
     api_version: str,
     argv: list[str],
-    force: bool = False,
+    force: bool,
     clock: Callable[[], float] = time.time,
     environ: Mapping[str, str] = os.environ,
 ) -> bytes:
@@ -69,7 +69,7 @@ def get_credential(
     now = clock()
     found = look_up(request, api_version, environ, now, force)
     entry, files = found.entry, found.files
-    if entry is not None and found.stage in SERVABLE:
+    if entry is not None and found.stage in SERVABLE:  # (None's stage is MISSING: for mypy)
         if not (found.asked_again and rejected_by_server(entry, environ, deadline)):
             log.debug(f"cache hit ({found.stage}): {files.entry}")
             background.after_serving(argv, files, found.asker, found.stage, now)

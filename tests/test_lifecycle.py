@@ -306,13 +306,16 @@ def test_kubectl_heals_a_rejected_token(shim: Shim, tmp_path: Path) -> None:
 
 
 @pytest.mark.real_kubectl
+@pytest.mark.parametrize("path", ["hot path", "full CLI"])
 def test_healthy_kubectl_runs_never_verify(
-    shim: Shim, stub_cluster: tuple[str, ApiServer, Path]
+    shim: Shim, stub_cluster: tuple[str, ApiServer, Path], path: str
 ) -> None:
     # With cluster info on, the dispatcher's two asks per run must not look like a 401 retry.
+    # (EKS_SHIM_DEBUG=1 sends every call through the full CLI, which serves hits too.)
     kubectl, api, config = stub_cluster
+    env = {**shim.env, "EKS_SHIM_DEBUG": "1"} if path == "full CLI" else shim.env
     for _ in range(5):
-        result = kubectl_version(kubectl, shim.env, config)
+        result = kubectl_version(kubectl, env, config)
         assert result.returncode == 0, result.stderr
     assert len(shim.calls()) == 1
     assert api.agents

@@ -199,12 +199,12 @@ def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
 
 
 def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> None:
-    """Waiting a second for a held lock costs a little CPU time, not a second of it: a bound
+    """Waiting for a held lock costs a little CPU time, not seconds of it: a bound
     on CPU, not on the clock (a spinning waiter would burn a core while kubectl waits)."""
     path = str(tmp_path / "k.lock")
     with KeyLock(path, 1, implementation) as held:
         assert held
         started = time.process_time()
-        with KeyLock(path, 1, implementation) as waiter:
+        with KeyLock(path, 1.5, implementation) as waiter:
             assert not waiter
-        assert time.process_time() - started < 0.5
+        assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
