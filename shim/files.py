@@ -46,7 +46,7 @@ def open_regular(
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(f"{path} is not a regular file")
+            raise NotRegular("not a regular file")  # the caller names the path
     except BaseException:
         os.close(fd)
         raise

@@ -235,18 +235,30 @@ def test_an_unusable_cache_dir_costs_a_warning_not_the_token(
     one_warning(result.stderr)
 
 
-@pytest.mark.parametrize("kind", ["symlink", "directory"])
-def test_a_lock_that_is_not_a_file_costs_a_warning_not_the_token(shim: Shim, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("symlink", "Too many levels of symbolic links"),  # O_NOFOLLOW's ELOOP
+        ("directory", "Is a directory"),
+        ("fifo", "not a regular file"),  # opened (O_NONBLOCK), and refused by fstat
+    ],
+)
+def test_a_lock_that_is_not_a_file_costs_a_warning_not_the_token(
+    shim: Shim, kind: str, reason: str
+) -> None:
     shim.run("-c", "demo")
     lock = sidecar(shim, ".lock")
     lock.unlink()
     if kind == "symlink":
         lock.symlink_to(shim.cache_dir / "elsewhere")
-    else:
+    elif kind == "directory":
         lock.mkdir()
+    else:
+        os.mkfifo(lock, 0o600)
     result = shim.run("--refresh", "-c", "demo")
     assert token_of(result.stdout)
-    assert "without the lock" in one_warning(result.stderr)
+    warning = one_warning(result.stderr)
+    assert f"cannot lock {lock}: {reason}: fetching without the lock" in warning
     assert not (shim.cache_dir / "elsewhere").exists()  # the link was never followed
 
 
