@@ -91,7 +91,7 @@ def _skipped(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
             isinstance(target, ast.Name) and target.id == "__slots__" for target in current.targets
         ):
             return True
-        if _is_quiet(current):
+        if _is_quiet(current) or (isinstance(current, ast.Expr) and _is_quiet(current.value)):
             return True
         current = parent
     return False
