@@ -68,6 +68,10 @@ if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
 status = {"expirationTimestamp": stamp, "token": token}
 if mode == "notoken":
     del status["token"]
+if mode == "cert":  # a client certificate instead of a token
+    del status["token"]
+    status["clientCertificateData"] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    status["clientKeyData"] = "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----"
 if mode == "noexpiry":
     del status["expirationTimestamp"]
 if mode == "huge":  # a valid credential larger than any cache entry may be

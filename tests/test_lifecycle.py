@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -198,8 +199,25 @@ def test_a_failed_refresh_serves_the_still_valid_token(
     result = shim.run("-c", "demo", *args, FAKE_MODE=mode)
     assert result.returncode == 0
     assert token_of(result.stdout) == first
-    assert b"serving the cached credential, valid for" in result.stderr
+    left = re.search(rb"serving the cached credential, valid for (\d+) s more", result.stderr)
+    assert left is not None
+    assert 30 <= int(left.group(1)) <= 40  # 840 s of life, 800 gone
     assert entry.read_bytes() == before
+
+
+def test_a_client_certificate_asked_for_again_is_served_without_a_token_check(
+    shim: Shim,
+) -> None:
+    """Heal checks a token; a certificate has none to check: the cached one is served."""
+    cluster = {"server": "https://127.0.0.1:9"}  # nothing listens: no check may be tried
+    info = json.dumps(
+        {"apiVersion": "client.authentication.k8s.io/v1beta1", "spec": {"cluster": cluster}}
+    )
+    first = shim.run("-c", "demo", FAKE_MODE="cert", KUBERNETES_EXEC_INFO=info)
+    assert b"clientCertificateData" in first.stdout
+    again = shim.run("-c", "demo", FAKE_MODE="cert", KUBERNETES_EXEC_INFO=info)  # same parent
+    assert again.stdout == first.stdout
+    assert len(shim.calls()) == 1
 
 
 def test_a_failed_refresh_of_an_expired_token_reaches_kubectl(shim: Shim) -> None:
