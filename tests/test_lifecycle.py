@@ -377,3 +377,20 @@ def test_the_background_log_is_emptied_once_past_its_limit(
     wait_for(lambda: cached_token(shim) != first, "the refresh")
     wait_for(lambda: not background_children(shim), "the background refresh to exit")
     assert log.read_bytes().startswith(b"x" * size) == kept
+
+
+def test_a_background_refresh_never_writes_into_a_cache_dir_made_unsafe(shim: Shim) -> None:
+    """The dir may become group-writable between serving and the detached child's start:
+    the child (the hidden --background-refresh, as background.start runs it) must not fetch
+    into it."""
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    before = entry.read_bytes()
+    shim.cache_dir.chmod(0o770)
+    try:
+        shim.run(FLAG.decode(), "-c", "demo")
+    finally:
+        shim.cache_dir.chmod(0o700)
+    assert len(shim.calls()) == 1
+    assert entry.read_bytes() == before
