@@ -93,6 +93,12 @@ def _skipped(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
             return True
         if _is_quiet(current) or (isinstance(current, ast.Expr) and _is_quiet(current.value)):
             return True
+        if (
+            isinstance(current, ast.If)
+            and not current.orelse
+            and all(isinstance(item, ast.Expr) and _is_quiet(item.value) for item in current.body)
+        ):
+            return True  # `if log.is_verbose(): log.debug(...)`
         current = parent
     return False
 

@@ -154,7 +154,8 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
         return purge_command(request.command, request.cache_dir)
     api_version = requested_api_version(environ)
     if parsed.background_refresh:
-        return refresh_in_background(request, api_version)
+        refresh_in_background(request, api_version)
+        return 0
     credential = get_credential(request, api_version, argv, force=parsed.refresh)
     try:
         write_credential(credential)

@@ -152,32 +152,32 @@ def rejected_by_server(entry: Entry, environ: Mapping[str, str], deadline: Deadl
 
 def refresh_in_background(
     request: Request, api_version: str, clock: Callable[[], float] = time.time
-) -> int:
-    """The detached child of a refresh ahead: refresh the entry once, unless it is done already."""
+) -> None:
+    """The detached child of a refresh ahead: refresh the entry once, unless it is done
+    already. Nobody waits for it: what it has to say goes to background.log."""
     background.bound_log()
     log.set_timestamps(True)
     deadline = Deadline(request.timeout)
     files = key_files(request, api_version)
     if store.cache_dir_problem(request.cache_dir) is not None:
-        return 0
+        return
     try:
         with KeyLock(files.lock, 0) as held:
             entry = store.read_entry(files.entry)
             if not held or entry is None:
-                return 0  # a fetch is running, or the entry went away: nothing to get ahead of
+                return  # a fetch is running, or the entry went away: nothing to get ahead of
             if entry_stage(entry, clock(), request) == FRESH:
-                return 0  # another process refreshed it
+                return  # another process refreshed it
             try:
                 credential = fetch(request, api_version, deadline)
             except BackendError as error:
                 log.error(f"background refresh: {error.message}; the cached entry stays")
-                return error.exit_code
+                return
             save_if_cacheable(files.entry, request, credential, clock())
     except OSError as error:
         log.error(f"background refresh: cannot lock {files.lock}: {error.strerror or error}")
-        return 0
+        return
     log.debug(f"background refresh of {describe(request.command)} done")
-    return 0
 
 
 def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:

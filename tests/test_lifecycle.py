@@ -394,3 +394,33 @@ def test_a_background_refresh_never_writes_into_a_cache_dir_made_unsafe(shim: Sh
         shim.cache_dir.chmod(0o700)
     assert len(shim.calls()) == 1
     assert entry.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["no entry", "fresh entry", "lock is a directory"])
+def test_a_background_refresh_with_nothing_to_do_runs_no_backend(shim: Shim, case: str) -> None:
+    """Run as background.start runs it, when the entry was purged, was refreshed by
+    another process meanwhile, or cannot be locked."""
+    shim.run("-c", "demo")
+    if case == "no entry":
+        assert b"removed 1" in shim.run("--purge").stdout
+    elif case == "lock is a directory":
+        age(shim, 600)
+        lock = next(shim.cache_dir.glob("*.lock"))
+        lock.unlink()
+        lock.mkdir()
+    result = shim.run(FLAG.decode(), "-c", "demo")
+    assert len(shim.calls()) == 1
+    if case == "lock is a directory":
+        assert b"background refresh: cannot lock" in result.stderr
+
+
+def test_a_failed_background_refresh_keeps_the_entry_and_says_why(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    before = entry.read_bytes()
+    result = shim.run(FLAG.decode(), "-c", "demo", FAKE_MODE="fail")
+    assert len(shim.calls()) == 2
+    assert b"exit code 3; the cached entry stays" in result.stderr
+    assert entry.read_bytes() == before
+    assert not (shim.cache_dir / "crash.log").exists()
