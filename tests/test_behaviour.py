@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -180,13 +181,16 @@ def test_no_expiry_is_printed_but_never_cached(shim: Shim) -> None:
     assert shim.entries() == []
 
 
-@pytest.mark.parametrize("lifetime", ["-30", "30"])
+@pytest.mark.parametrize(
+    ("lifetime", "state"), [("-30", rb"expired 3[01] s ago"), ("30", rb"expires in (29|30) s")]
+)
 def test_expired_or_nearly_expired_is_printed_with_a_warning_never_cached(
-    shim: Shim, lifetime: str
+    shim: Shim, lifetime: str, state: bytes
 ) -> None:
     result = shim.run("-c", "demo", FAKE_LIFETIME=lifetime)
     assert result.returncode == 0
     assert token_of(result.stdout)
+    assert re.search(state + rb" \(refresh-before is 60 s, max-age 3600 s\)", result.stderr)
     assert b"printed, not cached" in result.stderr
     assert shim.entries() == []
 
