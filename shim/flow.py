@@ -237,10 +237,12 @@ def save_if_cacheable(path: str, request: Request, credential: Credential, now: 
 
 
 def _token_of(credential: bytes) -> str | None:
+    """The token of a cached credential; None for a client certificate, or for an entry
+    whose credential is not what the shim would have cached (it is served as it is)."""
     import orjson
 
     try:
         token = orjson.loads(credential)["status"].get("token")
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
-    return token if isinstance(token, str) and token else None
+    return token if isinstance(token, str) else None

@@ -23,6 +23,7 @@ from apiserver import ApiServer, kubeconfig
 from conftest import Shim, age, cached_token, kubectl_version, require_tool, shim_argv, token_of
 
 from shim.background import LOG_LIMIT
+from shim.entry import Entry, decode_entry, encode_entry
 
 FLAG = b"--background-refresh"
 
@@ -424,3 +425,25 @@ def test_a_failed_background_refresh_keeps_the_entry_and_says_why(shim: Shim) ->
     assert b"exit code 3; the cached entry stays" in result.stderr
     assert entry.read_bytes() == before
     assert not (shim.cache_dir / "crash.log").exists()
+
+
+@pytest.mark.parametrize("credential", [b"not json", b"[]", b'{"status": 1}', b'{"status": {}}'])
+def test_an_entry_with_no_token_to_check_is_served_when_asked_for_again(
+    shim: Shim, credential: bytes
+) -> None:
+    """An entry of the right form whose credential is not what the shim caches (written by
+    hand, or by a future version): a repeat ask serves it as it is, as any hit would."""
+    info = json.dumps(
+        {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "spec": {"cluster": {"server": "https://127.0.0.1:9"}},
+        }
+    )
+    shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+    (path,) = shim.entries()
+    entry = decode_entry(path.read_bytes())
+    assert entry is not None
+    path.write_bytes(encode_entry(Entry(entry.expiry, entry.fetched_at, entry.meta, credential)))
+    again = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)  # the same parent: asked again
+    assert again.stdout == credential
+    assert len(shim.calls()) == 1
