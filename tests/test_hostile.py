@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -375,13 +376,23 @@ def test_a_timeout_ends_the_backend_and_its_children(
     wait_gone(started_children(pids_file))
 
 
+# What kubectl does around a plugin, in the pty's session: run it, then use the terminal.
+AS_KUBECTL = """
+import os, subprocess, sys
+code = subprocess.run(sys.argv[1:], check=False).returncode
+print("terminal is ours" if os.tcgetpgrp(0) == os.getpgrp() else "terminal LOST", flush=True)
+sys.exit(code)
+"""
+
+
 def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
-    """The backend's own process group gets the terminal: reading it must not stop it."""
+    """The backend's own process group gets the terminal: reading it must not stop it; and
+    the terminal is given back afterwards, or kubectl would be stopped reading it next."""
     import pty
 
     pid, terminal = pty.fork()
     if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
-        argv = [*shim_argv(), "-c", "demo"]
+        argv = [sys.executable, "-c", AS_KUBECTL, *shim_argv(), "-c", "demo"]
         os.execve(argv[0], argv, {**shim.env, "FAKE_MODE": "mfa"})  # noqa: S606
     try:
         output = talk_to(terminal, b"424242\n")
@@ -392,6 +403,7 @@ def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
             _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, output
     assert b"-mfa-424242" in output
+    assert b"terminal is ours" in output
 
 
 def talk_to(terminal: int, answer: bytes) -> bytes:
