@@ -277,6 +277,7 @@ def run_suite(
             [venv_python, "-m", *pytest_args],
             cwd=tree,
             env=env,
+            stdin=subprocess.DEVNULL,  # a mutant must never get at a terminal
             stdout=out,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -3,6 +3,7 @@ systems (tmpfs, read-only mounts), another uid: each test fails without its fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -642,3 +643,18 @@ def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
     assert spawned
     assert not child_alive(spawned[0])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    "argv", [["true"], ["false"], ["sh", "-c", "echo out; echo err >&2"], ["no-such-command-x"]]
+)
+def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
+    """shim.process closes both pipe ends whatever happened (a background refresh, a test
+    process, lives on after its backend)."""
+    from shim.errors import BackendError
+    from shim.process import start
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    with contextlib.suppress(BackendError), start(argv, dict(os.environ)) as backend:
+        backend.finish(time.monotonic() + HANG_GUARD, HANG_GUARD)
+    assert sorted(os.listdir("/proc/self/fd")) == before
