@@ -447,3 +447,19 @@ def test_an_entry_with_no_token_to_check_is_served_when_asked_for_again(
     again = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)  # the same parent: asked again
     assert again.stdout == credential
     assert len(shim.calls()) == 1
+
+
+def test_no_refresh_ahead_starts_without_its_marker(shim: Shim) -> None:
+    """The .ahead marker's mtime is the 30 s guard: if it cannot be written (here a
+    directory, made long ago), no refresh starts, or every call would start one."""
+    first = token_of(shim.run("-c", "demo").stdout)
+    (entry,) = shim.entries()
+    marker = entry.with_suffix(".ahead")
+    marker.mkdir()
+    long_ago = time.time() - 3600
+    os.utime(marker, (long_ago, long_ago))
+    age(shim, 600)
+    for _ in range(3):
+        assert token_of(shim.run("-c", "demo").stdout) == first
+    wait_for(lambda: not background_children(shim), "any background refresh to exit")
+    assert len(shim.calls()) == 1
