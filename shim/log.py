@@ -32,8 +32,7 @@ def _write(level: str, message: str) -> None:
         import time
 
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())
-    sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")
-    sys.stderr.flush()
+    sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")  # stderr is line-buffered (3.9+)
 
 
 def error(message: str) -> None:

@@ -426,6 +426,9 @@ def test_a_failed_background_refresh_keeps_the_entry_and_says_why(shim: Shim) ->
     result = shim.run(FLAG.decode(), "-c", "demo", FAKE_MODE="fail")
     assert len(shim.calls()) == 2
     assert b"exit code 3; the cached entry stays" in result.stderr
+    # background.log is read long after the fact: every line says when.
+    stamped = rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ eks-token-shim: error: background refresh: "
+    assert re.search(stamped, result.stderr, re.MULTILINE)
     assert entry.read_bytes() == before
     assert not (shim.cache_dir / "crash.log").exists()
 
