@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import os
+import platform
 import stat
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import Shim, token_of
 
-from shim import __version__, cli, lock
+from shim import __version__, cli, lock, log
 from shim.lock import KeyLock
 
 KUBECONFIG_ENV = {"AWS_PROFILE": "ops"}  # what `aws eks update-kubeconfig --profile` writes
@@ -102,8 +104,14 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     assert "Traceback" in text
     assert "ZeroDivisionError: injected" in text
     assert f"eks-token-shim {__version__}" in text
+    assert f"python {platform.python_version()} ({sys.executable})" in text
     assert b"removed 0 cache entries" in shim.run("--purge").stdout  # crash.log is ours
     assert not crash_log.exists()
+    try:
+        assert cli.main(["-v", "-c", "demo"]) == 3  # -v: the traceback on stderr as well
+    finally:
+        log.set_verbose(False)  # (-v is the process's state)
+    assert "ZeroDivisionError: injected" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -208,3 +208,13 @@ def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> N
         with KeyLock(path, 1.5, implementation) as waiter:
             assert not waiter
         assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
+
+
+def test_metadata_that_cannot_be_read_is_empty_and_any_text_is_printable() -> None:
+    from shim.meta import decode, printable
+
+    assert decode(b"not json") == {}
+    assert decode(b"[1]") == {}
+    assert decode(b'{"cluster": "c"}') == {"cluster": "c"}
+    assert printable("caf\udce9") == "caf\\xe9"  # a byte that was not UTF-8
+    assert printable("\ud800") == "\\ud800"  # a surrogate no decoder made
