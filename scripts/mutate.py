@@ -347,22 +347,22 @@ def sources_digest() -> str:
     return digest.hexdigest()
 
 
-def cached_map() -> TestMap | None:
-    """The saved test map, if it was made from the sources as they are now (the suite
-    passed on them then: a map is only saved after a passing unmutated run)."""
+def cached_map(digest: str) -> TestMap | None:
+    """The saved test map, if it was made from sources of this `digest` (the suite passed
+    on them then: a map is only saved after a passing unmutated run)."""
     with contextlib.suppress(OSError, ValueError, KeyError):
         saved = json.loads(MAP_CACHE.read_text())
-        if saved["digest"] == sources_digest():
+        if saved["digest"] == digest:
             return TestMap(saved["reached"], saved["seconds"])
     return None
 
 
-def save_map(test_map: TestMap) -> None:
+def save_map(test_map: TestMap, digest: str) -> None:
+    """Keep `test_map` for the next campaign, under the digest of the sources it was made
+    from (taken before the trees were copied: the sources may change during the run)."""
     MAP_CACHE.parent.mkdir(exist_ok=True)
     MAP_CACHE.write_text(
-        json.dumps(
-            {"digest": sources_digest(), "reached": test_map.reached, "seconds": test_map.seconds}
-        )
+        json.dumps({"digest": digest, "reached": test_map.reached, "seconds": test_map.seconds})
     )
 
 
@@ -451,9 +451,10 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
         return {}
     work = Path(tempfile.mkdtemp(prefix="eks-token-shim-mutate-"))
     try:
+        digest = sources_digest()
         trees = [make_tree(work / f"tree{job}") for job in range(args.jobs)]
         suite = ["pytest", *args.pytest_args]
-        test_map = None if args.whole_suite else cached_map()
+        test_map = None if args.whole_suite else cached_map(digest)
         if test_map is not None:
             print(f"test map: {MAP_CACHE.relative_to(ROOT)}, made from these sources", flush=True)
         else:
@@ -463,7 +464,7 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
             print(f"unmutated suite: passed in {time.monotonic() - started:.0f} s", flush=True)
             if not args.whole_suite:
                 test_map = map_tests(trees[0], work, args.python, args.timeout * 3)
-                save_map(test_map)
+                save_map(test_map, digest)
         print(f"{len(every)} mutants", flush=True)
         free = list(trees)
         results: dict[str, str] = {}
