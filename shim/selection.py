@@ -71,14 +71,19 @@ def parse_seconds(text: str, what: str, allow_zero: bool, maximum: float = MAX_S
 
 
 def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> str:
-    """The cache directory: --cache-dir, else EKS_SHIM_CACHE_DIR, else the default; absolute."""
+    """The cache directory: --cache-dir, else EKS_SHIM_CACHE_DIR, else the default; absolute
+    (a relative one is taken from the current directory)."""
     cache_dir = setting(values, environ, "cache_dir")
     if not cache_dir:
         raise UsageError("--cache-dir takes a directory, not an empty string")
     home = environ.get("HOME")
     if home and (cache_dir == "~" or cache_dir.startswith("~/")):
         cache_dir = home + cache_dir[1:]  # the given environment's HOME, as the shell would
-    return os.path.abspath(os.path.expanduser(cache_dir))
+    cache_dir = os.path.expanduser(cache_dir)
+    try:
+        return os.path.abspath(cache_dir)
+    except OSError:  # a relative dir, and the current directory is gone: it names nothing,
+        return cache_dir  # so every use fails as a missing dir does (no cache, a warning)
 
 
 def _seconds_setting(

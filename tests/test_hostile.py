@@ -237,6 +237,32 @@ def test_an_unusable_cache_dir_costs_a_warning_not_the_token(
     one_warning(result.stderr)
 
 
+def test_a_relative_cache_dir_is_the_current_directory_s_and_a_deleted_one_costs_no_token(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """EKS_SHIM_CACHE_DIR=rel is taken from kubectl's current directory; when that directory
+    was deleted (`rm -rf` of the directory a shell sits in), it names nothing: a warning,
+    the token, and --list/--purge find nothing (it used to crash with exit 3)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    env = {**shim.env, "EKS_SHIM_CACHE_DIR": "rel"}
+    subprocess.run([*shim_argv(), "-c", "demo"], env=env, cwd=here, check=True, capture_output=True)
+    assert [path.suffix for path in (here / "rel").glob("*.entry")] == [".entry"]
+    in_deleted_dir = ["sh", "-c", 'cd "$0" && rm -r "$0" && exec "$@"', str(here), *shim_argv()]
+    for args in (["-c", "demo"], ["--list"], ["--purge"]):
+        here.mkdir(exist_ok=True)
+        result = subprocess.run(
+            [*in_deleted_dir, *args], env=env, capture_output=True, timeout=HANG_GUARD, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        if args[0] == "-c":
+            assert token_of(result.stdout)
+            assert "cannot create rel: " in one_warning(result.stderr)
+        else:
+            assert result.stderr == b""
+    assert len(shim.calls()) == 2
+
+
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
