@@ -53,21 +53,17 @@ def _write(text: str, environ: Mapping[str, str]) -> str | None:
 
     data = text.encode("utf-8", "backslashreplace")
     cache_dir = _where.get("cache_dir")
-    if cache_dir is None:
+    if cache_dir is None:  # a crash before the options were read: the environment's dir
         from shim.selection import cache_dir_setting
 
-        try:
-            cache_dir = cache_dir_setting({}, environ)
-        except Exception:
-            cache_dir = None
-    if cache_dir is not None:
-        try:
-            make_private_dirs(cache_dir)
-            path = os.path.join(cache_dir, CRASH_LOG)  # one of the store's own names
-            replace_file(path, data)
-            return path
-        except OSError:
-            pass
+        cache_dir = cache_dir_setting({}, environ)
+    try:
+        make_private_dirs(cache_dir)
+        path = os.path.join(cache_dir, CRASH_LOG)  # one of the store's own names
+        replace_file(path, data)
+        return path
+    except OSError:
+        pass
     import tempfile
 
     try:

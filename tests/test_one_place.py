@@ -7,13 +7,14 @@ import os
 import platform
 import stat
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 from conftest import Shim, token_of
 
-from shim import __version__, cli, lock, log
+from shim import __version__, cli, crash, kubeconfig, lock, log
 from shim.lock import KeyLock
 
 KUBECONFIG_ENV = {"AWS_PROFILE": "ops"}  # what `aws eks update-kubeconfig --profile` writes
@@ -112,6 +113,80 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     finally:
         log.set_verbose(False)  # (-v is the process's state)
     assert "ZeroDivisionError: injected" in capfd.readouterr().err
+
+
+def _crash_in(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
+    def bug(*args: object, **kwargs: object) -> int:
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(module, name, bug)
+    monkeypatch.setattr(crash, "_where", {})  # a fresh call: no cache directory known yet
+
+
+@pytest.mark.parametrize("where", ["EKS_SHIM_CACHE_DIR", "empty EKS_SHIM_CACHE_DIR", "default"])
+@pytest.mark.parametrize("when", ["before the options", "in shim kubeconfig"])
+def test_a_crash_before_the_options_are_read_is_logged_where_the_environment_says(
+    shim: Shim,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    when: str,
+    where: str,
+) -> None:
+    """No cache directory was noted yet: the log goes where EKS_SHIM_CACHE_DIR (or the
+    default under HOME) points, made 0700 if missing."""
+    if when == "before the options":
+        _crash_in(monkeypatch, cli, "split_command")
+    else:
+        _crash_in(monkeypatch, kubeconfig, "main")
+    monkeypatch.setenv("HOME", shim.env["HOME"])
+    cache_dir = shim.cache_dir
+    if where == "EKS_SHIM_CACHE_DIR":
+        cache_dir = tmp_path / "elsewhere" / "cache"
+        monkeypatch.setenv("EKS_SHIM_CACHE_DIR", str(cache_dir))
+    elif where == "empty EKS_SHIM_CACHE_DIR":  # counts as unset
+        monkeypatch.setenv("EKS_SHIM_CACHE_DIR", "")
+    else:
+        monkeypatch.delenv("EKS_SHIM_CACHE_DIR", raising=False)
+    argv = ["-c", "demo"] if when == "before the options" else ["kubeconfig", "wrap"]
+    assert cli.main(argv) == 3
+    (line,) = capfd.readouterr().err.splitlines()
+    assert line.endswith(f"the traceback is in {cache_dir / 'crash.log'}")
+    assert "ZeroDivisionError: injected" in (cache_dir / "crash.log").read_text()
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("when", ["before the options", "after"])
+def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
+    shim: Shim,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    when: str,
+) -> None:
+    monkeypatch.setenv("HOME", shim.env["HOME"])
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # TMPDIR, as tempfile read it
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("EKS_SHIM_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    _crash_in(
+        monkeypatch, cli, "split_command" if when == "before the options" else "get_credential"
+    )
+    assert cli.main(["-c", "demo"]) == 3
+    (line,) = capfd.readouterr().err.splitlines()
+    (log_file,) = temp.iterdir()
+    assert log_file.name.startswith("eks-token-shim-crash-")
+    assert log_file.suffix == ".log"
+    assert line.endswith(f"the traceback is in {log_file}")
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    assert "ZeroDivisionError: injected" in log_file.read_text()
+    assert not shim.cache_dir.exists()  # not the default dir either
+    with monkeypatch.context() as nowhere:  # (undone before pytest's own temp files)
+        nowhere.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+        assert cli.main(["-c", "demo"]) == 3
+    (line,) = capfd.readouterr().err.splitlines()
+    assert line.endswith("a bug in eks-token-shim (no crash log could be written)")
 
 
 @pytest.mark.parametrize(
