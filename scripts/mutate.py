@@ -338,9 +338,10 @@ class TestMap:
 
 
 def sources_digest() -> str:
-    """What the map depends on: the text of shim/, tests/ and the project file."""
+    """What the map depends on: the text of shim/, tests/, the project file and the README."""
     digest = hashlib.sha256()
-    paths = [*ROOT.glob("shim/*.py"), *ROOT.glob("tests/*.py"), ROOT / "pyproject.toml"]
+    paths = [*ROOT.glob("shim/*.py"), *ROOT.glob("tests/*.py")]
+    paths += [ROOT / "pyproject.toml", ROOT / "README.md"]
     for path in sorted(paths):
         digest.update(f"{path.relative_to(ROOT)}\0".encode())
         digest.update(path.read_bytes())
@@ -413,11 +414,13 @@ def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> TestM
 
 
 def make_tree(into: Path) -> Path:
-    """A copy of what the suite needs: shim/, tests/, pyproject.toml."""
+    """A copy of what the suite needs: shim/, tests/, scripts/, pyproject.toml, README.md (a
+    test holds --help to the README's option table)."""
     into.mkdir(parents=True)
     for name in ("shim", "tests", "scripts"):
         shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(ROOT / "pyproject.toml", into / "pyproject.toml")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, into / name)
     return into
 
 

@@ -29,7 +29,7 @@ LOG_LIMIT = 256 * 1024  # background.log is emptied when it grows past this
 # drop it, so that a `shim` directory wherever kubectl runs cannot be imported instead.
 _CHILD = (
     "import sys; sys.path[:] = [p for p in sys.path if p]; "
-    "from shim.cli import main; sys.exit(main())"
+    "from shim.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

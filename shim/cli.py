@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 from shim import __version__, crash, log, store
@@ -97,24 +96,24 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the exit code."""
-    args = sys.argv[1:] if argv is None else list(argv)
+def main(argv: Sequence[str]) -> int:
+    """Run the command line (the arguments after the program's name); the exit code."""
+    args = list(argv)
     log.set_verbose(debug_requested(os.environ))
     return guarded(lambda: dispatch(args, os.environ), os.environ)
 
 
 def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
     """`shim [-v] kubeconfig ...`, or the credential command line."""
-    leading = 0
-    while args[leading : leading + 1] and args[leading] in VERBOSE_FLAGS:
-        leading += 1
-    if args[leading : leading + 1] == ["kubeconfig"]:
+    rest = args
+    while rest and rest[0] in VERBOSE_FLAGS:
+        rest = rest[1:]
+    if rest[:1] == ["kubeconfig"]:
         from shim import kubeconfig
 
-        if leading:
+        if rest is not args:  # `shim -v kubeconfig ...`
             log.set_verbose(True)
-        return kubeconfig.main(args[leading + 1 :], Parser)
+        return kubeconfig.main(rest[1:], Parser)
     return run(args, environ)
 
 
@@ -146,12 +145,15 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     cache_dir = cache_dir_setting(values, environ)
     crash.note_cache_dir(cache_dir)
     if parsed.list:
-        return list_entries(cache_dir)
+        list_entries(cache_dir)
+        return 0
     if parsed.purge and command is None:
-        return purge_selected(values, cache_dir)
+        purge_selected(values, cache_dir)
+        return 0
     request = resolve(values, command, environ)
     if parsed.purge:
-        return purge_command(request.command, request.cache_dir)
+        purge_command(request.command, request.cache_dir)
+        return 0
     api_version = requested_api_version(environ)
     if parsed.background_refresh:
         refresh_in_background(request, api_version)
@@ -174,27 +176,27 @@ def option_values(parsed: argparse.Namespace) -> dict[str, str]:
     return values
 
 
-def purge_selected(values: Mapping[str, str], cache_dir: str) -> int:
+def purge_selected(values: Mapping[str, str], cache_dir: str) -> None:
     """`--purge -c CLUSTER [-p PROFILE] [-r REGION]`: every entry of that cluster however it was
     made (EKS mode, a wrapped kubeconfig's command); without -c, every file of ours."""
     if "cluster" not in values:
         removed, left = store.purge_all(cache_dir)
         _report_purge(removed, cache_dir, left)
-        return 0
+        return
     wanted = {name: values.get(name) for name in ("cluster", "profile", "region")}
 
     def selected(meta: dict[str, object]) -> bool:
         return all(value is None or meta.get(name) == value for name, value in wanted.items())
 
-    return _purge_matching(selected, cache_dir)
+    _purge_matching(selected, cache_dir)
 
 
-def purge_command(command: list[str], cache_dir: str) -> int:
+def purge_command(command: list[str], cache_dir: str) -> None:
     """`--purge -- COMMAND...`: the entries of exactly that command, any apiVersion or env."""
-    return _purge_matching(lambda meta: meta.get("command") == command, cache_dir)
+    _purge_matching(lambda meta: meta.get("command") == command, cache_dir)
 
 
-def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: str) -> int:
+def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: str) -> None:
     removed = 0
     for key, entry in store.list_entries(cache_dir):
         meta = decode_meta(entry.meta) if entry is not None else {}
@@ -202,7 +204,6 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
             removed += 1
             print("removed: " + ", ".join(f"{name} {cell}" for name, cell in _described(meta)))
     _report_purge(removed, cache_dir)
-    return 0
 
 
 def _report_purge(removed: int, cache_dir: str, left: int = 0) -> None:
@@ -228,7 +229,7 @@ def _described(meta: dict[str, object]) -> list[tuple[str, str]]:
     ]
 
 
-def list_entries(cache_dir: str) -> int:
+def list_entries(cache_dir: str) -> None:
     """Print one line per entry: what it is for, how it was made, until when. Never the token."""
     rows: list[tuple[str, ...]] = [
         ("CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT")
@@ -246,4 +247,3 @@ def list_entries(cache_dir: str) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Shim, token_of
+
+from shim.entry import Entry, decode_entry, encode_entry
 
 V1 = json.dumps(
     {
@@ -400,6 +403,48 @@ def test_list_shows_entries_but_never_a_token(shim: Shim) -> None:
     ]
     assert all(token not in result.stdout.decode() for token in tokens)
     assert b"k8s-aws-v1" not in result.stdout
+
+
+def test_list_shows_every_kind_of_entry_in_columns_under_the_header(shim: Shim) -> None:
+    """A command the backend table does not know is listed by its words, an entry whose
+    metadata cannot be read as `?` and dashes, a damaged entry by its key; LEFT counts
+    down to EXPIRES; every cell starts under its header. Purge says the same words."""
+    shim.run("-c", "prod")
+    shim.run("--", "aws-iam-authenticator", "token")  # no -i: no cluster to read
+    before = set(shim.entries())
+    shim.run("-c", "odd")
+    (odd,) = set(shim.entries()) - before
+    entry = decode_entry(odd.read_bytes())
+    assert entry is not None
+    odd.write_bytes(encode_entry(Entry(entry.expiry, entry.fetched_at, b"{[", entry.credential)))
+    (shim.cache_dir / ("ab" * 32 + ".entry")).write_bytes(b"garbage")
+    now = time.time()
+    lines = shim.run("--list").stdout.decode().splitlines()
+    header = ["CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT"]
+    starts = [lines[0].index(name) for name in header]
+    rows = [
+        [line[start:end].strip() for start, end in zip(starts, [*starts[1:], None])]
+        for line in lines
+    ]
+    assert rows[0] == header
+    damaged, unreadable, generic, prod = sorted(rows[1:])
+    assert damaged == ["(damaged entry abababababab...)", "-", "-", "-", "-", "-", "-"]
+    assert generic[:5] == ["aws-iam-authenticator token", "-", "-", "v1beta1", "generic"]
+    assert prod[:5] == ["prod", "-", "-", "v1beta1", "eks"]
+    assert unreadable[:5] == ["?", "-", "-", "-", "-"]
+    for row in (generic, prod, unreadable):
+        expires = calendar.timegm(time.strptime(row[5], "%Y-%m-%dT%H:%M:%SZ"))
+        assert 0 < expires - now <= 841
+        assert abs(int(row[6].removesuffix("s")) - (expires - now)) <= 2
+    purged = shim.run("--purge", "--", "aws-iam-authenticator", "token").stdout.decode()
+    assert purged.splitlines() == [
+        "removed: command aws-iam-authenticator token, profile -, region -, api v1beta1, "
+        "made generic",
+        f"removed 1 cache entry from {shim.cache_dir}",
+    ]
+    result = shim.run("--purge")
+    assert result.stdout.decode().splitlines() == [f"removed 3 cache entries from {shim.cache_dir}"]
+    assert result.stderr == b""
 
 
 def test_no_token_in_verbose_logs(shim: Shim) -> None:

@@ -125,6 +125,8 @@ def test_a_directory_named_like_an_entry_does_not_stop_purge(shim: Shim) -> None
     assert first.is_dir()
     assert not second.exists()
     assert shim.run("--list").returncode == 0
+    second.mkdir()
+    assert b"left alone 2 files " in shim.run("--purge").stderr
 
 
 def test_list_and_purge_before_anything_was_cached_create_nothing(

@@ -169,11 +169,16 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # TMPDIR, as tempfile read it
     (tmp_path / "file").write_text("")
-    monkeypatch.setenv("EKS_SHIM_CACHE_DIR", str(tmp_path / "file" / "cache"))
-    _crash_in(
-        monkeypatch, cli, "split_command" if when == "before the options" else "get_credential"
-    )
-    assert cli.main(["-c", "demo"]) == 3
+    unusable = str(tmp_path / "file" / "cache")
+    argv = ["-c", "demo"]
+    if when == "before the options":  # the environment's dir is all it can know
+        monkeypatch.setenv("EKS_SHIM_CACHE_DIR", unusable)
+        _crash_in(monkeypatch, cli, "split_command")
+    else:  # the command line's dir, not the default the environment would give
+        monkeypatch.delenv("EKS_SHIM_CACHE_DIR", raising=False)
+        argv += ["--cache-dir", unusable]
+        _crash_in(monkeypatch, cli, "get_credential")
+    assert cli.main(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     (log_file,) = temp.iterdir()
     assert log_file.name.startswith("eks-token-shim-crash-")
@@ -184,7 +189,7 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
     assert not shim.cache_dir.exists()  # not the default dir either
     with monkeypatch.context() as nowhere:  # (undone before pytest's own temp files)
         nowhere.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
-        assert cli.main(["-c", "demo"]) == 3
+        assert cli.main(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     assert line.endswith("a bug in eks-token-shim (no crash log could be written)")
 
@@ -201,6 +206,8 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
         ["kubeconfig", "wrap", "--kubeconfig", "/nonexistent/config"],
         ["--", "no-such-command-here"],
         ["-c", "demo", "-b", "bogus"],
+        ["--refr", "-c", "demo"],  # no abbreviations: the hot path's scanner knows none
+        ["--cache", "/tmp", "-c", "demo"],
     ],
 )
 def test_every_message_starts_with_the_tool_s_name(shim: Shim, args: list[str]) -> None:
@@ -282,6 +289,27 @@ def test_a_purged_lock_file_never_gives_two_holders(
     assert result == [False], "B took a lock that C holds"
     holder_c.__exit__(None, None, None)
     assert sorted(os.listdir("/proc/self/fd")) == descriptors  # B closed the file it let go
+
+
+def test_help_gives_each_option_the_variable_and_default_the_readme_gives(shim: Shim) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("| option | env | default |\n| --- | --- | --- |\n")[1]
+    rows = table.split("\n\n")[0].splitlines()
+    text = shim.run("--help", COLUMNS="1000").stdout.decode()  # one line per option
+    lines = [line.strip() for line in text.splitlines()]
+    checked = 0
+    for row in rows:
+        option, env, default = (cell.strip() for cell in row.strip("|").split("|"))
+        flag = option.split("`")[1].split()[0].rstrip(",")  # `--cache-dir DIR`: -> --cache-dir
+        (line,) = [line for line in lines if line.split(" ")[0].rstrip(",") == flag]
+        if env.startswith("`EKS_SHIM_") and "=" not in env:
+            assert f"env {env.strip('`')}" in line
+            checked += 1
+        if default.strip("`") and default != "off":
+            assert line.endswith(f"default: {default.strip('`')})")
+            checked += 1
+    assert checked == 9  # 4 variables, 5 defaults
+    assert "EKS_SHIM_DEBUG=1 works as -v" in text
 
 
 def test_kubeconfig_help_explains_wrap_and_unwrap(shim: Shim) -> None:
