@@ -32,31 +32,30 @@ class _Deadline:
         self.at = time.monotonic() + seconds
 
     def bound(self, sock: socket.socket) -> socket.socket:
-        left = self.at - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the token check ran out of time")
-        sock.settimeout(left)
+        # Once nothing is left, settimeout refuses a negative time (ValueError) and 0 makes
+        # the socket non-blocking (an OSError at the next wait): either ends the check.
+        sock.settimeout(self.at - time.monotonic())
         return sock
 
 
-def rejected(cluster: Mapping[str, object], token: str, timeout: float = TIMEOUT) -> bool:
+def rejected(cluster: Mapping[str, object], token: str, timeout: float) -> bool:
     """Whether the server at cluster["server"] answers 401 to `token` within `timeout` s."""
     if not token.isprintable() or " " in token:
         return False  # it could not be sent as a header as it is
     try:
-        return _status(cluster, token, _Deadline(timeout)) == 401
+        status = _status(cluster, token, _Deadline(timeout))
     except (OSError, ValueError, UnicodeError):
-        return False
+        status = 0
+    return status == 401
 
 
 def _context(cluster: Mapping[str, object]) -> ssl.SSLContext:
     context = ssl.create_default_context()
+    ca = cluster.get("certificate-authority-data")
     if cluster.get("insecure-skip-tls-verify") is True:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    ca = cluster.get("certificate-authority-data")
-    if isinstance(ca, str) and ca:
+    elif isinstance(ca, str) and ca:
         context.load_verify_locations(cadata=base64.b64decode(ca).decode("ascii"))
     return context
 
@@ -68,7 +67,7 @@ def _host_header(host: str, port: int | None) -> str:
 
 
 def _status(cluster: Mapping[str, object], token: str, deadline: _Deadline) -> int:
-    server = urlsplit(str(cluster.get("server") or ""))
+    server = urlsplit(str(cluster.get("server")))  # (None: "None", no scheme)
     if server.scheme != "https" or not server.hostname:
         return 0
     host, port = server.hostname, server.port or 443

@@ -25,14 +25,14 @@ def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
 
 def test_a_401_is_rejected_and_a_200_is_not() -> None:
     with ApiServer(lambda token: token == "good") as api:
-        assert rejected(cluster(api), "bad")
-        assert not rejected(cluster(api), "good")
+        assert rejected(cluster(api), "bad", 1.5)
+        assert not rejected(cluster(api), "good", 2)
     assert api.tokens == ["bad", "good"]
 
 
 def test_a_403_is_not_a_rejected_token() -> None:
     with ApiServer(lambda token: False, reject_status=403) as api:
-        assert not rejected(cluster(api), "t")
+        assert not rejected(cluster(api), "t", 2)
 
 
 def test_tls_is_verified_with_the_cluster_ca() -> None:
@@ -40,18 +40,20 @@ def test_tls_is_verified_with_the_cluster_ca() -> None:
         assert not rejected(
             cluster(api, **{"certificate-authority-data": base64.b64encode(other.ca_pem).decode()}),
             "t",
+            2,
         )
         assert api.tokens == []  # the token never went to a server we could not verify
         assert rejected(
             cluster(api, **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
             "t",
+            2,
         )
 
 
 def test_tls_server_name_is_the_name_checked() -> None:
     with ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t")
-        assert not rejected(cluster(api, **{"tls-server-name": "elsewhere.example"}), "t")
+        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t", 2)
+        assert not rejected(cluster(api, **{"tls-server-name": "elsewhere.example"}), "t", 2)
     assert len(api.tokens) == 1
 
 
@@ -59,9 +61,9 @@ def test_nothing_listening_or_no_https_is_not_rejected() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t")
-    assert not rejected({"server": "http://127.0.0.1:1"}, "t")
-    assert not rejected({}, "t")
+    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t", 2)
+    assert not rejected({"server": "http://127.0.0.1:1"}, "t", 2)
+    assert not rejected({}, "t", 2)
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
 def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> None:
     proxy, seen = connect_proxy
     with ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"proxy-url": proxy}), "t")
+        assert rejected(cluster(api, **{"proxy-url": proxy}), "t", 2)
     assert len(seen) == 1
     assert seen[0].startswith(b"CONNECT 127.0.0.1:")
     assert b"Proxy-Authorization: Basic " + base64.b64encode(b"user:p@ss") in seen[0]
@@ -112,7 +114,7 @@ def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> No
 
 def test_a_socks_proxy_is_not_guessed_at() -> None:
     with ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t")
+        assert not rejected(cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t", 2)
     assert api.tokens == []
 
 
@@ -130,5 +132,37 @@ def test_the_host_header_never_carries_userinfo() -> None:
     with ApiServer(lambda token: False) as api:
         port = api.url.rpartition(":")[2]
         server = api.url.replace("https://", "https://user:secret@")
-        assert rejected(cluster(api, server=server), "t")
+        assert rejected(cluster(api, server=server), "t", 2)
     assert api.hosts == [f"127.0.0.1:{port}"]
+
+
+@pytest.mark.parametrize("token", ["a b", "a\r\nX-Injected: 1", "a\x00", "a\tb"])
+def test_a_token_that_is_no_header_value_never_leaves(token: str) -> None:
+    with ApiServer(lambda token: False) as api:
+        assert not rejected(cluster(api), token, 1.5)
+    assert api.tokens == []
+
+
+@pytest.mark.parametrize("data", [["not", "a", "string"], 5, ""])
+def test_certificate_authority_data_that_is_no_base64_text_means_no_trust(data: object) -> None:
+    """kubectl's cluster info is JSON from outside: odd CA data is no CA (the system's
+    roots, which do not know the stub's), never a crash."""
+    with ApiServer(lambda token: False) as api:
+        assert not rejected(cluster(api, **{"certificate-authority-data": data}), "t", 1.5)
+    assert api.tokens == []
+
+
+def test_only_an_https_server_with_a_host_is_ever_contacted() -> None:
+    """No token in clear over http://, and a server without a host is not localhost's."""
+    with socket.create_server(("127.0.0.1", 0)) as plain:
+        port = plain.getsockname()[1]
+        assert not rejected({"server": f"http://127.0.0.1:{port}"}, "t", 1.5)
+        plain.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            plain.accept()  # nobody connected
+    with ApiServer(lambda token: False) as api:
+        port = api.url.rpartition(":")[2]
+        insecure = {"insecure-skip-tls-verify": True, "certificate-authority-data": None}
+        assert not rejected(cluster(api, server=f"https://:{port}", **insecure), "t", 1.5)
+        assert rejected(cluster(api, **insecure), "t", 1.5)  # the same, with its host
+    assert api.tokens == ["t"]
