@@ -8,11 +8,13 @@ certificate from `trustme`. GET /version answers 200 to a bearer token that
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -42,6 +44,22 @@ def is_signed_eks_token(token: str) -> bool:
     )
 
 
+Bound = TypeVar("Bound")
+
+
+def listen(bind: Callable[[], Bound]) -> Bound:
+    """`bind()`, waiting up to 30 s while a fixed port (443, 80) is taken by another test run
+    (a mutation campaign runs two suites at once)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return bind()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 class ApiServer:
     """`with ApiServer(accept) as api:` api.url, api.ca_pem, api.tokens (every token seen)."""
 
@@ -50,6 +68,7 @@ class ApiServer:
         accept: Callable[[str], bool] = is_signed_eks_token,
         reject_status: int = 401,
         trickle: float = 0.0,
+        port: int = 0,
     ) -> None:
         self.accept = accept
         self.reject_status = reject_status
@@ -59,7 +78,7 @@ class ApiServer:
         self.agents: list[str] = []  # User-Agent of every request
         self.hosts: list[str] = []  # Host header of every request
         self.ca = trustme.CA()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = listen(lambda: ThreadingHTTPServer(("127.0.0.1", port), self._handler()))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import select
 import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from apiserver import ApiServer
+import trustme
+from apiserver import ApiServer, listen
 
 from shim.verify import rejected
+
+HANG_GUARD = 30  # seconds: far beyond any healthy check; reaching it means it hung
 
 
 def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
@@ -66,20 +72,29 @@ def test_nothing_listening_or_no_https_is_not_rejected() -> None:
     assert not rejected({}, "t", 2)
 
 
-@pytest.fixture
-def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
-    """A minimal HTTP CONNECT proxy on 127.0.0.1; yields its URL and the requests it saw."""
+@contextlib.contextmanager
+def proxy(
+    status: bytes = b"200 Connection established", port: int = 0, answers: bool = True
+) -> Iterator[tuple[int, list[bytes]]]:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1: yields its port and the requests it saw.
+    It answers `status` and then tunnels whatever that status said (a proxy that refuses
+    and tunnels anyway tests the client); `answers=False`: it reads and says nothing."""
     seen: list[bytes] = []
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = listen(lambda: socket.create_server(("127.0.0.1", port)))
+    stopping = threading.Event()
 
     def pipe(client: socket.socket) -> None:
         head = b""
         while b"\r\n\r\n" not in head:
             head += client.recv(4096)
         seen.append(head)
-        host, _, port = head.split(b" ")[1].decode().rpartition(":")
-        with socket.create_connection((host, int(port))) as upstream, client:
-            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if not answers:
+            stopping.wait(10)
+            client.close()
+            return
+        host, _, upstream_port = head.split(b" ")[1].decode().rpartition(":")
+        with socket.create_connection((host, int(upstream_port))) as upstream, client:
+            client.sendall(b"HTTP/1.1 " + status + b"\r\n\r\n")
             while True:
                 ready, _, _ = select.select([client, upstream], [], [], 5)
                 if not ready:
@@ -99,8 +114,23 @@ def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
             threading.Thread(target=pipe, args=(client,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
-    yield f"http://user:p%40ss@127.0.0.1:{listener.getsockname()[1]}", seen
-    listener.close()
+    try:
+        yield listener.getsockname()[1], seen
+    finally:
+        stopping.set()
+        listener.close()
+
+
+@pytest.fixture
+def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
+    """A CONNECT proxy's URL, with user and password, and the requests it saw."""
+    with proxy() as (port, seen):
+        yield f"http://user:p%40ss@127.0.0.1:{port}", seen
+
+
+def root_only() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("binds a port below 1024, which needs root")
 
 
 def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> None:
@@ -166,3 +196,119 @@ def test_only_an_https_server_with_a_host_is_ever_contacted() -> None:
         assert not rejected(cluster(api, server=f"https://:{port}", **insecure), "t", 1.5)
         assert rejected(cluster(api, **insecure), "t", 1.5)  # the same, with its host
     assert api.tokens == ["t"]
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "header"),
+    [("", None), ("user@", b"user:"), ("us%3Aer:p%40ss@", b"us:er:p@ss")],
+)
+def test_proxy_credentials_are_sent_only_when_the_url_has_them(
+    userinfo: str, header: bytes | None
+) -> None:
+    with proxy() as (port, seen), ApiServer(lambda token: False) as api:
+        assert rejected(cluster(api, **{"proxy-url": f"http://{userinfo}127.0.0.1:{port}"}), "t", 2)
+    (request,) = seen
+    if header is None:
+        assert b"Proxy-Authorization" not in request
+    else:
+        assert b"Proxy-Authorization: Basic " + base64.b64encode(header) + b"\r\n" in request
+
+
+@pytest.mark.parametrize(
+    "url", ["socks5://127.0.0.1:{port}", "https://127.0.0.1:{port}", "http://:{port}"]
+)
+def test_only_an_http_proxy_with_a_host_is_used(url: str) -> None:
+    """Not a socks5:// or https:// proxy spoken to as http, nor a proxy without a host as
+    localhost's: the check gives up (and the token is served as usual)."""
+    with proxy() as (port, seen), ApiServer(lambda token: False) as api:
+        assert not rejected(cluster(api, **{"proxy-url": url.format(port=port)}), "t", 2)
+    assert seen == []
+    assert api.tokens == []
+
+
+def test_a_tunnel_the_proxy_refused_is_not_used() -> None:
+    with proxy(b"403 Forbidden") as (port, seen), ApiServer(lambda token: False) as api:
+        assert not rejected(cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", 2)
+    assert len(seen) == 1
+    assert api.tokens == []
+
+
+def test_a_proxy_that_never_answers_ends_at_the_deadline() -> None:
+    with proxy(answers=False) as (port, seen), ApiServer(lambda token: False) as api:
+        started = time.monotonic()
+        assert not rejected(cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", 1)
+        assert time.monotonic() - started < HANG_GUARD
+    assert len(seen) == 1
+
+
+def test_urls_without_a_port_mean_443_and_80() -> None:
+    """EKS endpoints are https://NAME with no port; http:// proxies are often written so."""
+    root_only()
+    with ApiServer(lambda token: False, port=443) as api:
+        assert rejected(cluster(api, server="https://127.0.0.1"), "t", 2)
+        with proxy(port=80) as (_, seen):
+            assert rejected(
+                cluster(api, server="https://127.0.0.1", **{"proxy-url": "http://127.0.0.1"}),
+                "t",
+                2,
+            )
+    assert api.hosts == ["127.0.0.1", "127.0.0.1"]
+    assert seen[0].startswith(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n")
+
+
+@contextlib.contextmanager
+def raw_server(answer: Callable[[ssl.SSLSocket], None]) -> Iterator[dict[str, object]]:
+    """A TLS server on 127.0.0.1 that reads one request head and lets `answer` reply any
+    bytes at all; yields the cluster info that points at it."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        try:
+            client, _ = listener.accept()
+            with context.wrap_socket(client, server_side=True) as conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                answer(conn)
+        except OSError:
+            pass  # the client gave up: that is what some tests wait for
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield {
+            "server": f"https://127.0.0.1:{listener.getsockname()[1]}",
+            "certificate-authority-data": base64.b64encode(ca.cert_pem.bytes()).decode(),
+        }
+    finally:
+        listener.close()
+        thread.join(HANG_GUARD)
+
+
+@pytest.mark.parametrize(
+    ("answer", "is_401"),
+    [
+        (b"HTTP/1.1 401 Unauthorized\r\n\r\n", True),
+        (b"HTTP/1.1 401 Unauthorized\r\n", True),  # then the server closes: what came counts
+        (b"HTTP/1.1 200 OK\r\n\r\n", False),
+        (b"HTTP/1.1 +401 Unauthorized\r\n\r\n", False),
+        (b"garbage\r\n\r\n", False),
+        (b"", False),
+    ],
+)
+def test_only_a_401_status_line_is_a_rejection(answer: bytes, is_401: bool) -> None:
+    with raw_server(lambda conn: conn.sendall(answer)) as info:
+        assert rejected(info, "t", 2) is is_401
+
+
+def test_a_head_that_never_ends_is_read_no_further_than_64_kib() -> None:
+    def endless(conn: ssl.SSLSocket) -> None:
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\n")
+        while True:  # until the client hangs up
+            conn.sendall(b"X-Padding: " + b"x" * 1000 + b"\r\n")
+
+    with raw_server(endless) as info:
+        assert rejected(info, "t", 5)  # the status, from the first 64 KiB
