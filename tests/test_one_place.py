@@ -48,6 +48,25 @@ def test_list_shows_cluster_profile_region_and_how_each_entry_was_made(shim: Shi
     ]
 
 
+def test_a_wrapped_command_s_flags_are_read_as_its_program_reads_them(shim: Shim) -> None:
+    """`--flag=value` as well as `--flag value`, the last one winning, a flag without a value
+    at the end read as nothing."""
+    shim.run(
+        "--",
+        "aws",
+        "eks",
+        "get-token",
+        "--cluster-name=old",
+        "--cluster-name=prod",
+        "--region=eu-west-1",
+        "--profile",
+    )
+    rows = [line.split()[:5] for line in shim.run("--list").stdout.decode().splitlines()[1:]]
+    assert rows == [["prod", "-", "eu-west-1", "v1beta1", "generic"]]
+    assert b"removed 0" in shim.run("--purge", "-c", "old").stdout
+    assert b"removed 1" in shim.run("--purge", "-c", "prod", "-r", "eu-west-1").stdout
+
+
 def test_eks_mode_and_the_same_wrapped_command_share_one_entry(shim: Shim) -> None:
     first = shim.run("-c", "prod", "-r", "eu-west-1", "-p", "ops").stdout
     assert shim.run(*WRAPPED, env=KUBECONFIG_ENV).stdout == first
@@ -229,6 +248,32 @@ def test_an_expired_sso_session_gets_the_command_that_fixes_it(shim: Shim) -> No
     )
     failed = shim.run("-c", "demo", FAKE_MODE="fail", expect=3)
     assert b"hint" not in failed.stderr  # another failure: no guess
+
+
+@pytest.mark.parametrize(
+    ("command", "login"),
+    [
+        (["aws-iam-authenticator", "token", "-i", "demo"], "aws sso login --profile dev"),
+        (["aws", "--profile", "ops", "sts", "get-caller-identity"], "aws sso login --profile ops"),
+        (
+            ["BIN/aws", "eks", "get-token", "--cluster-name", "x"],
+            "aws sso login --profile dev",
+        ),
+        (["my-plugin", "token", "-i", "demo"], None),  # not AWS's words: no guess
+    ],
+)
+def test_the_sso_hint_is_for_aws_commands_only(
+    shim: Shim, command: list[str], login: str | None
+) -> None:
+    if command[0] == "my-plugin":
+        (shim.bin / "my-plugin").write_bytes((shim.bin / "aws").read_bytes())
+        (shim.bin / "my-plugin").chmod(0o755)
+    if command[0] == "BIN/aws":
+        command = [str(shim.bin / "aws"), *command[1:]]  # a path, not a name
+    result = shim.run("--", *command, FAKE_MODE="sso-expired", AWS_PROFILE="dev", expect=255)
+    hints = [line for line in result.stderr.decode().splitlines() if ": hint: " in line]
+    expired = "eks-token-shim: hint: the AWS SSO session has expired or was never started"
+    assert hints == ([] if login is None else [f"{expired}: run `{login}`"])
 
 
 @pytest.mark.parametrize(
