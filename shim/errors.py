@@ -35,6 +35,11 @@ class BackendError(ShimError):
     """The backend failed, timed out, could not start or printed an invalid credential."""
 
 
+def not_found(command: str) -> BackendError:
+    """The backend's program is nowhere to be run: exit 127, as a shell says it."""
+    return BackendError(f"{command}: command not found (is it on PATH?)", EXIT_NOT_FOUND)
+
+
 class Terminated(BaseException):
     """SIGTERM, SIGHUP or SIGINT arrived while a backend ran; its group has been ended.
 

@@ -190,14 +190,14 @@ def _allowlist_change(
         if section is None or wrapped(section) or not section.get("command"):
             continue
         original = str(section["command"])
-        if policy.allowed_path(original, environ) is not None:
+        if policy.allows(original, environ):
             allowed = True
         else:
             log.warn(
                 f"{policy_file.path}'s allowlist does not allow {original}: kubectl refuses "
                 "it today, and the shim will refuse to run it too"
             )
-    if not allowed or policy.allowed_path(shim, environ) is not None:
+    if not allowed or policy.allows(shim, environ):
         return None
     return {"kuberc": policy_file.path, "kubercEntry": shim}
 

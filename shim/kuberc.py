@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from shim.errors import ShimError
+from shim.errors import ShimError, not_found
 from shim.files import open_regular, read_all
 
 TYPE_CHECKING = False
@@ -54,32 +54,28 @@ class Policy:
                 f"{self.path} sets credentialPluginPolicy: DenyAll, so kubectl runs no "
                 f"credential plugin and neither does the shim: {command} was not run"
             )
-        allowed = self.allowed_path(command, environ)
-        if allowed is None:
+        resolved = look_path(command, environ)
+        if not self.allows(command, environ):
             raise PolicyError(
                 f"{self.path} allows only the credential plugins in credentialPluginAllowlist, "
                 f"and {command} is not one of them: it was not run",
-                hint=f"to allow it, add `- name: {look_path(command, environ) or command}` "
+                hint=f"to allow it, add `- name: {resolved or command}` "
                 "to credentialPluginAllowlist there",
             )
-        return [allowed, *argv[1:]]
+        if resolved is None:  # allowed as written, but not on PATH, or only relative to the
+            raise not_found(command)  # current directory (Go's exec.ErrDot): kubectl says so too
+        return [resolved, *argv[1:]]
 
-    def allowed_path(self, command: str, environ: Mapping[str, str]) -> str | None:
-        """The path `command` runs by when the allowlist allows it, else None (client-go's
-        Checker.checkAllowlist)."""
-        entries = set(self.entries or ())
-        configured = _clean(command)
+    def allows(self, command: str, environ: Mapping[str, str]) -> bool:
+        """Whether the allowlist allows `command` (client-go's Checker.checkAllowlist): as
+        written, or when it and an entry are the same program found on PATH."""
+        entries = self.entries or []
+        if _clean(command) in entries:
+            return True
         resolved = look_path(command, environ)
-        if configured in entries:
-            return resolved or command
-        if resolved is None:
-            return None
-        if resolved in entries:
-            return resolved
-        for entry in self.entries or ():
-            if look_path(entry, environ) == resolved:
-                return resolved
-        return None
+        return resolved is not None and any(
+            look_path(entry, environ) == resolved for entry in entries
+        )
 
 
 def kuberc_path(environ: Mapping[str, str]) -> str | None:
@@ -178,9 +174,14 @@ def _problem(policy_type: str, entries: list[str] | None) -> str:
 
 
 def look_path(name: str, environ: Mapping[str, str]) -> str | None:
-    """Go's exec.LookPath: a name with a slash as it is, else the first executable on PATH."""
+    """Go's exec.LookPath, made absolute as client-go compares paths (filepath.Abs): a name
+    with a slash from the current directory, else the first executable on PATH."""
     if "/" in name:
-        return name if _executable(name) else None
+        try:
+            path = _clean(os.path.join(os.getcwd(), name))  # (a name that is absolute stays)
+        except OSError:  # the current directory is gone
+            return None
+        return path if _executable(path) else None
     for directory in environ.get("PATH", "").split(os.pathsep):
         candidate = _clean(os.path.join(directory or ".", name))  # filepath.Join cleans
         if _executable(candidate):

@@ -32,10 +32,10 @@ import time
 
 from shim.errors import (
     EXIT_NOT_EXECUTABLE,
-    EXIT_NOT_FOUND,
     EXIT_TIMEOUT,
     BackendError,
     Terminated,
+    not_found,
 )
 
 TYPE_CHECKING = False
@@ -208,7 +208,7 @@ def start(argv: list[str], env: dict[str, str]) -> Backend:
 
 def _start_error(argv: list[str], error: OSError) -> BackendError:
     if isinstance(error, FileNotFoundError):
-        return BackendError(f"{argv[0]}: command not found (is it on PATH?)", EXIT_NOT_FOUND)
+        return not_found(argv[0])
     if isinstance(error, PermissionError):
         return BackendError(f"{argv[0]}: permission denied", EXIT_NOT_EXECUTABLE)
     return BackendError(f"{argv[0]}: cannot run: {error.strerror}")

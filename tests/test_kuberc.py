@@ -196,3 +196,145 @@ def test_a_fifo_or_symlink_as_kuberc(shim: Shim, private_home: Path) -> None:
     kuberc.symlink_to(target)
     assert b"DenyAll" in shim.run("-c", "demo", expect=1).stderr
     assert shim.calls() == []
+
+
+PLUGIN = """#!/bin/sh
+echo "$0" >> {ran}
+printf '{{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",\
+"status":{{"token":"k8s-aws-v1.fake-x","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}'
+"""
+ALLOWLIST = "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n"
+# (kuberc body, the command a kubeconfig names, PATH): {B} and {C} are two directories
+# with a `plug` each ({B}/link is a symlink to {B}/plug), the current directory holds B.
+ORACLE_CASES = [
+    (ALLOWLIST + "- name: plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{B}/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{C}/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {C}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "plug", "{C}:{B}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{C}:{B}"),
+    (ALLOWLIST + "- name: link\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/link\n", "link", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{B}/../B/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "B/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "plug", "B:{C}"),  # relative PATH: Go's exec.ErrDot
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "B"),
+    (ALLOWLIST + "- name: plug\n", "plug", ":{C}"),  # an empty PATH entry is "."
+    (ALLOWLIST + "- name: missing\n", "missing", "{B}:{C}"),
+    (ALLOWLIST + "- name: other\n- name: plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: ./plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: /{B}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/plug/\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + '- name: ""\n', "plug", "{B}:{C}"),
+    (ALLOWLIST + "- plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n  extra: 1\n", "plug", "{B}:{C}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: []\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\n", "plug", "{B}"),
+    (
+        "credentialPluginPolicy: allowlist\ncredentialPluginAllowlist:\n- name: plug\n",
+        "plug",
+        "{B}",
+    ),
+    ("credentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: AllowAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: DenyAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: DenyAll\n", "plug", "{B}"),
+    ("credentialPluginPolicy: AllowAll\n", "plug", "{B}"),
+    ("credentialPluginPolicy: ''\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: plug\n", "plug", "{B}"),
+]
+
+
+def outcome(ran: Path, returncode: int, stderr: bytes, refused: tuple[bytes, ...]) -> str:
+    """What became of the plugin: it ran (and which file), the policy refused it, or it
+    could not be found; anything else is shown whole."""
+    if ran.exists():
+        which = ran.read_text().split()
+        ran.unlink()
+        return f"ran {os.path.realpath(which[0])}"
+    if any(sign in stderr for sign in refused):
+        return "refused"
+    if returncode != 0 and b"not found" in stderr:
+        return "not found"
+    return f"exit {returncode}: {stderr.decode(errors='replace')[-300:]}"
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize(("body", "command", "path"), ORACLE_CASES)
+def test_the_shim_runs_exactly_what_kubectl_1_35_runs(
+    shim: Shim, tmp_path: Path, body: str, command: str, path: str
+) -> None:
+    """kubectl 1.35 is the oracle: with the same kuberc, PATH and current directory, the
+    shim runs a backend exactly when kubectl runs that command as a plugin, the same file,
+    and refuses where kubectl refuses (an allowlist entry is matched as written, or as the
+    same program found on PATH; no symlink is resolved; a policy that makes no sense runs
+    nothing; a program found only relative to the current directory is not run)."""
+    ran = tmp_path / "ran"
+    places = {"B": str(tmp_path / "B"), "C": str(tmp_path / "C")}
+    for name in places:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "plug").write_text(PLUGIN.format(ran=ran))
+        (tmp_path / name / "plug").chmod(0o755)
+    (tmp_path / "B" / "link").symlink_to(tmp_path / "B" / "plug")
+    kuberc = tmp_path / "kuberc"
+    kuberc.write_text(HEADER + body.format(**places))
+    command = command.format(**places)
+    env = {
+        **shim.env,
+        "KUBERC": str(kuberc),
+        "PATH": path.format(**places) + ":/usr/bin:/bin",
+    }
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "exec": {
+                                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                                "command": command,
+                                "interactiveMode": "Never",
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    by_kubectl = subprocess.run(
+        [kubectl_v35(), "--kubeconfig", str(config), "get", "--raw", "/version"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    kubectl_says = outcome(
+        ran,
+        by_kubectl.returncode,
+        by_kubectl.stderr,
+        (
+            b"not permitted by the credential plugin allowlist",
+            b"not allowed: policy set to",
+            b"error occurred while applying preferences",
+            b"cannot be resolved for credential plugin allowlist check",
+        ),
+    )
+    by_shim = subprocess.run(
+        [*shim_argv(), "--", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    shim_says = outcome(ran, by_shim.returncode, by_shim.stderr, (b"kuberc",))
+    assert shim_says == kubectl_says, (by_kubectl.stderr.decode(), by_shim.stderr.decode())
