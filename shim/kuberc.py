@@ -195,10 +195,8 @@ def _executable(path: str) -> bool:
 
 
 def _clean(path: str) -> str:
-    # Go's filepath.Clean, for the forms that differ from os.path.normpath: "" is ".",
-    # and a leading "//" is one slash.
-    if not path:
-        return "."
+    # Go's filepath.Clean, where it differs from os.path.normpath: a leading "//" is one
+    # slash (POSIX lets "//" mean something else; Go does not).
     cleaned = os.path.normpath(path)
     return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
@@ -223,7 +221,7 @@ class Kuberc:
     def remove_entry(self, program: str) -> bool:
         """Remove the last allowlist entry that names exactly `program`; whether there was one."""
         allowlist = self.document.get("credentialPluginAllowlist") or []
-        for at in range(len(allowlist) - 1, -1, -1):
+        for at in reversed(range(len(allowlist))):
             if entry_name(allowlist[at]) == program:
                 del allowlist[at]
                 return True

@@ -15,6 +15,7 @@ from conftest import Shim, kubectl_v35, shim_argv
 from ruamel.yaml import YAML
 
 HEADER = "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
+ALLOWLIST = "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n"
 UPDATE_KUBECONFIG_ARGS = ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "demo"]
 
 
@@ -157,21 +158,81 @@ def test_both_entry_spellings_are_read(shim: Shim, private_home: Path, field: st
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("entries", "spelt"),
     [
-        "credentialPluginPolicy: Allowlist\n",
-        "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: []\n",
-        "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n- name: ./aws\n",
-        "credentialPluginPolicy: Sometimes\n",
-        "credentialPluginPolicy: [unclosed\n",
+        ("- command: aws\n", "command"),
+        ("- name: aws\n", "name"),
+        ("- name: x\n- command: aws\n", "name"),
+    ],
+)
+def test_wrap_spells_its_entry_as_the_file_spells_its_entries(
+    shim: Shim, tmp_path: Path, private_home: Path, entries: str, spelt: str
+) -> None:
+    """`command:` only where every entry says `command:` (kubectl 1.36's files), else the
+    `name:` that kubectl 1.35 reads; unwrap takes away exactly that line again."""
+    kuberc = write_kuberc(
+        private_home, "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n" + entries
+    )
+    original = kuberc.read_bytes()
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
+    assert kuberc.read_text() == original.decode() + f"- {spelt}: {shim_path()}\n"
+    shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
+    assert kuberc.read_bytes() == original
+
+
+def test_unwrap_after_the_allowlist_was_dropped_leaves_the_kuberc_alone(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+    original_config = config.read_bytes()
+    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
+    kuberc.write_text(HEADER + "credentialPluginPolicy: AllowAll\n")  # the user relaxed it
+    relaxed = kuberc.read_bytes()
+    result = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
+    assert b"disallow" not in result.stdout
+    assert kuberc.read_bytes() == relaxed
+    assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            "credentialPluginPolicy: Allowlist\n",
+            ": credentialPluginPolicy: Allowlist with no credentialPluginAllowlist entries",
+        ),
+        (
+            "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: []\n",
+            ": credentialPluginPolicy: Allowlist with no credentialPluginAllowlist entries",
+        ),
+        (
+            "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n- name: ./aws\n",
+            ": allowlist entry './aws' is empty or not a normalized path",
+        ),
+        ("credentialPluginPolicy: Sometimes\n", ": unknown credentialPluginPolicy 'Sometimes'"),
+        (
+            "credentialPluginPolicy: [unclosed\n",
+            " is not valid YAML (while parsing a flow sequence)",
+        ),
+        ("- credentialPluginPolicy: DenyAll\n", " is not a mapping"),  # (no header: a list)
     ],
 )
 def test_a_policy_that_makes_no_sense_fails_closed(
-    shim: Shim, private_home: Path, body: str
+    shim: Shim, private_home: Path, body: str, says: str
 ) -> None:
-    write_kuberc(private_home, body)
+    kuberc = write_kuberc(private_home, body)
+    if body.startswith("-"):
+        kuberc.write_text(body)
     result = shim.run("-c", "demo", expect=1)
-    assert b"kuberc" in result.stderr
+    assert result.stderr.decode().splitlines() == [
+        f"eks-token-shim: error: kubectl's kuberc {kuberc}{says}"
+    ]
     assert shim.calls() == []
 
 
@@ -188,8 +249,17 @@ def test_a_fifo_or_symlink_as_kuberc(shim: Shim, private_home: Path) -> None:
     kuberc.parent.mkdir()
     os.mkfifo(kuberc)
     result = shim.run("-c", "demo", expect=1, timeout=30)
-    assert f"cannot read kubectl's kuberc {kuberc}".encode() in result.stderr
+    assert result.stderr.decode().splitlines() == [
+        f"eks-token-shim: error: cannot read kubectl's kuberc {kuberc}: not a regular file"
+    ]
     assert shim.calls() == []
+    kuberc.unlink()
+    kuberc.symlink_to(kuberc)  # a loop: the reason is the system's words
+    result = shim.run("-c", "demo", expect=1)
+    assert result.stderr.decode().splitlines() == [
+        f"eks-token-shim: error: cannot read kubectl's kuberc {kuberc}: "
+        "Too many levels of symbolic links"
+    ]
     kuberc.unlink()
     target = private_home / "dotfiles-kuberc"
     target.write_text(HEADER + "credentialPluginPolicy: DenyAll\n")
@@ -203,9 +273,10 @@ echo "$0" >> {ran}
 printf '{{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",\
 "status":{{"token":"k8s-aws-v1.fake-x","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}'
 """
-ALLOWLIST = "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n"
 # (kuberc body, the command a kubeconfig names, PATH): {B} and {C} are two directories
-# with a `plug` each ({B}/link is a symlink to {B}/plug), the current directory holds B.
+# with a `plug` each ({B}/link is a symlink to {B}/plug), the current directory holds B;
+# {D}/plug is a directory and {E}/plug a file that is not executable. (Not asked: an
+# entry spelt `command:`, kubectl 1.36's name for it, which 1.35 does not know.)
 ORACLE_CASES = [
     (ALLOWLIST + "- name: plug\n", "plug", "{B}:{C}"),
     (ALLOWLIST + "- name: {B}/plug\n", "plug", "{B}:{C}"),
@@ -243,6 +314,11 @@ ORACLE_CASES = [
     ("credentialPluginPolicy: AllowAll\n", "plug", "{B}"),
     ("credentialPluginPolicy: ''\n", "plug", "{B}"),
     ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: 0\n", "plug", "{B}"),
+    ("credentialPluginPolicy:\n", "plug", "{B}"),  # null
+    (ALLOWLIST + "- other: plug\n", "plug", "{B}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{D}:{B}"),  # D/plug: a directory
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{E}:{B}"),  # E/plug: not executable
 ]
 
 
@@ -277,6 +353,10 @@ def test_the_shim_runs_exactly_what_kubectl_1_35_runs(
         (tmp_path / name / "plug").write_text(PLUGIN.format(ran=ran))
         (tmp_path / name / "plug").chmod(0o755)
     (tmp_path / "B" / "link").symlink_to(tmp_path / "B" / "plug")
+    places["D"], places["E"] = str(tmp_path / "D"), str(tmp_path / "E")
+    (tmp_path / "D" / "plug").mkdir(parents=True)
+    (tmp_path / "E").mkdir()
+    (tmp_path / "E" / "plug").write_text(PLUGIN.format(ran=ran))
     kuberc = tmp_path / "kuberc"
     kuberc.write_text(HEADER + body.format(**places))
     command = command.format(**places)
