@@ -8,6 +8,7 @@ expiry passed); forms it accepts must not be refused.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 from apiserver import ApiServer, kubeconfig
 from conftest import kubectl_version, require_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shim.credential import Credential, validate
 from shim.timestamp import parse_timestamp
@@ -112,3 +115,61 @@ def test_offsets_beyond_python_s_range_are_read_as_go_reads_them() -> None:
     assert parse_timestamp("2099-01-02T03:04:05-00:60") == utc + 3600
     assert parse_timestamp("2099-01-02T3:04:05Z") == utc
     assert parse_timestamp("2099-01-02T03:04:05,25Z") == utc + 0.25
+    # Nanoseconds, as Go keeps them (near 1970, where a float still holds them).
+    assert parse_timestamp("1970-01-01T00:00:00.123456789Z") == 0.123456789
+    assert parse_timestamp("1970-01-01T00:00:00.1234567899Z") == 0.123456789
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime.datetime(1, 1, 2), max_value=datetime.datetime(9999, 12, 30)
+    ),
+    minutes_east=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+    separator=st.sampled_from(".,"),
+)
+def test_every_instant_is_the_one_python_s_calendar_gives(
+    moment: datetime.datetime, minutes_east: int, separator: str
+) -> None:
+    """Any date of years 1 to 9999 (every month, leap days included), any offset, any
+    fraction: the instant is the one Python's own calendar computes."""
+    zone = datetime.timezone(datetime.timedelta(minutes=minutes_east))
+    aware = moment.replace(tzinfo=zone)
+    sign, east = ("+" if minutes_east >= 0 else "-"), abs(minutes_east)
+    text = (
+        f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{separator}{moment.microsecond:06d}"
+        f"{sign}{east // 60:02d}:{east % 60:02d}"
+    )
+    expected = (aware - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()
+    assert parse_timestamp(text) == pytest.approx(expected, abs=1e-6)
+    assert parse_timestamp(text.replace(f"{separator}{moment.microsecond:06d}", "")) == int(
+        expected - moment.microsecond / 1e6
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "valid"),
+    [
+        ("1900-02-29", False),  # divisible by 100: no leap day
+        ("2000-02-29", True),  # by 400: a leap day
+        ("2024-02-29", True),
+        ("2024-02-30", False),
+        ("2023-02-29", False),
+        ("0000-02-29", True),  # year 0 is a leap year in Go's proleptic calendar
+        ("2099-04-31", False),
+        ("2099-06-31", False),
+        ("2099-09-31", False),
+        ("2099-11-31", False),
+        ("2099-12-31", True),
+        ("2099-01-00", False),
+        ("2099-13-01", False),
+        ("2099-00-01", False),
+    ],
+)
+def test_days_are_checked_against_their_month(day: str, valid: bool) -> None:
+    text = f"{day}T00:00:00Z"
+    if valid:
+        parse_timestamp(text)
+    else:
+        with pytest.raises(ValueError, match="out of range"):
+            parse_timestamp(text)
