@@ -72,6 +72,9 @@ users:
       args: ["token", "-i", "staging"]
       provideClusterInfo: false
       interactiveMode: Never
+      env:
+      - name: NOTE
+        value: a value with spaces that runs past eighty columns, which YAML writers fold by default
 """
 
 
