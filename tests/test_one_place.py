@@ -67,6 +67,18 @@ def test_a_wrapped_command_s_flags_are_read_as_its_program_reads_them(shim: Shim
     assert b"removed 1" in shim.run("--purge", "-c", "prod", "-r", "eu-west-1").stdout
 
 
+def test_list_reads_region_and_profile_from_the_environment_as_the_aws_cli_does(
+    shim: Shim,
+) -> None:
+    """AWS_REGION before AWS_DEFAULT_REGION, AWS_PROFILE before AWS_DEFAULT_PROFILE."""
+    legacy = {"AWS_DEFAULT_REGION": "ap-south-1", "AWS_DEFAULT_PROFILE": "legacy"}
+    shim.run("-c", "one", env=legacy)
+    shim.run("-c", "two", env={**legacy, "AWS_REGION": "eu-west-1", "AWS_PROFILE": "ops"})
+    rows = sorted(line.split()[:3] for line in shim.run("--list").stdout.decode().splitlines()[1:])
+    assert rows == [["one", "legacy", "ap-south-1"], ["two", "ops", "eu-west-1"]]
+    assert b"removed 1" in shim.run("--purge", "-c", "one", "-r", "ap-south-1").stdout
+
+
 def test_eks_mode_and_the_same_wrapped_command_share_one_entry(shim: Shim) -> None:
     first = shim.run("-c", "prod", "-r", "eu-west-1", "-p", "ops").stdout
     assert shim.run(*WRAPPED, env=KUBECONFIG_ENV).stdout == first
