@@ -145,6 +145,7 @@ def test_every_backend_reads_back_what_it_built(
     [
         ["aws", "sts", "get-caller-identity"],
         ["aws-iam-authenticator", "verify", "-t", "token"],
+        ["aws-iam-authenticator", "help", "token"],  # its words come first
         ["kubelogin", "get-token"],
         ["/usr/local/bin/aws-vault", "exec", "p", "--", "aws", "eks", "get-token"],
         [],
@@ -152,3 +153,16 @@ def test_every_backend_reads_back_what_it_built(
 )
 def test_commands_that_make_no_eks_token_are_no_backend(argv: list[str]) -> None:
     assert recognise(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("program", "name"),
+    [
+        ("C:\\Program Files\\Amazon\\AWSCLIV2\\aws.exe", "aws"),  # a kubeconfig from Windows
+        ("/usr/local/bin/aws-iam-authenticator.exe", "aws-iam-authenticator"),
+        ("aws-iam-authenticator.EXE", "aws-iam-authenticator"),
+    ],
+)
+def test_a_program_is_known_by_its_base_name_without_exe(program: str, name: str) -> None:
+    words = ["eks", "get-token"] if name == "aws" else ["token"]
+    assert recognise([program, *words, "--cluster-name", "c", "-i", "c"]) is BACKENDS[name]
