@@ -180,7 +180,13 @@ def mutants(module: str) -> list[Mutant]:
         line = getattr(node, "lineno", 0)
         end = getattr(node, "end_lineno", None) or line
         found.append(Mutant(module, line, end, what, ast.unparse(changed)))
-    return sorted(found, key=lambda mutant: mutant.line)
+    found.sort(key=lambda mutant: mutant.line)
+    seen: dict[str, int] = {}
+    for mutant in found:  # two `0->1` on one line: the second one walked is `0->1 #2`
+        seen[mutant.ident] = seen.get(mutant.ident, 0) + 1
+        if seen[mutant.ident] > 1:
+            mutant.what += f" #{seen[mutant.ident]}"
+    return found
 
 
 def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
