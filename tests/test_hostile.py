@@ -647,6 +647,28 @@ def test_python_never_prints_a_traceback_for_a_signal(shim: Shim) -> None:
     assert b"Traceback" not in process.stderr.read()
 
 
+def test_ctrl_c_while_waiting_for_the_lock_is_exit_130_without_a_traceback(shim: Shim) -> None:
+    """No backend runs yet (another shim holds the lock): Python's own KeyboardInterrupt,
+    which the error boundary turns into 130 and nothing else."""
+    holder = shim.popen("-c", "demo", FAKE_MODE="sleep:300")
+    deadline = time.monotonic() + HANG_GUARD
+    while not shim.calls():  # the holder's backend runs: it holds the lock
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    waiter = shim.popen("-c", "demo")
+    wchan = Path(f"/proc/{waiter.pid}/wchan")
+    while wchan.read_text() != "hrtimer_nanosleep":  # between two tries of the lock
+        assert time.monotonic() < deadline, "the second call never waited for the lock"
+        time.sleep(0.02)
+    waiter.send_signal(signal.SIGINT)
+    assert waiter.wait(HANG_GUARD) == 130
+    assert waiter.stderr is not None
+    assert waiter.stderr.read() == b""
+    holder.send_signal(signal.SIGTERM)
+    assert holder.wait(HANG_GUARD) == 143
+    assert len(shim.calls()) == 1
+
+
 def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
