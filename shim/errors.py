@@ -46,6 +46,5 @@ class Terminated(BaseException):
     A BaseException, as KeyboardInterrupt: no `except Exception` may swallow it.
     """
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
+    def __init__(self, signum: int) -> None:  # (BaseException.__new__ keeps the args)
         self.exit_code = 128 + signum
