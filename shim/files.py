@@ -128,18 +128,17 @@ def replace_file(path: str, data: bytes, mode: int = 0o600, durable: bool = Fals
     temp = temp_name(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | CAREFUL, 0o600)
     try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
-        while data:
-            data = data[os.write(fd, data) :]
-        if durable:
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
+        try:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
+            while data:
+                data = data[os.write(fd, data) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temp, path)
     except BaseException:
-        if fd >= 0:
-            os.close(fd)
         unlink(temp)
         raise
 

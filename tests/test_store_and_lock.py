@@ -14,7 +14,14 @@ import pytest
 
 from shim import store
 from shim.entry import Entry
-from shim.files import open_append, read_private, temp_name, touch_private, write_private
+from shim.files import (
+    open_append,
+    read_private,
+    replace_file,
+    temp_name,
+    touch_private,
+    write_private,
+)
 from shim.lock import IMPLEMENTATIONS, KeyLock
 
 KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
@@ -162,6 +169,12 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
     write_private(str(tmp_path / "private"), b"y")
     touch_private(str(tmp_path / "marker"))
     os.close(open_append(str(tmp_path / "log")))
+    replace_file(str(tmp_path / "replaced"), b"z", 0o640, durable=True)
+    assert (tmp_path / "replaced").read_bytes() == b"z"
+    assert stat.S_IMODE((tmp_path / "replaced").stat().st_mode) == 0o640
+    with pytest.raises(IsADirectoryError):  # the error itself, not one from cleaning up
+        replace_file(str(tmp_path / "directory"), b"z")
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 
