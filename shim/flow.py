@@ -74,8 +74,8 @@ def get_credential(
             log.debug(f"cache hit ({found.stage}): {files.entry}")
             background.after_serving(argv, files, found.asker, found.stage, now)
             return entry.credential
-        store.remove_entry(files)
-        entry, force = None, True
+        store.remove_entry(files)  # (a fresh entry another shim writes meanwhile is served)
+        entry = None
     credential = fetch_and_cache(request, api_version, files, entry, force, clock, deadline)
     note_served(files.served, found.asker, clock())
     return credential
