@@ -157,6 +157,21 @@ def test_both_entry_spellings_are_read(shim: Shim, private_home: Path, field: st
     assert len(shim.calls()) == 1
 
 
+def test_the_refusal_names_the_entry_that_would_allow_the_command(
+    shim: Shim, private_home: Path
+) -> None:
+    """The path PATH finds, which is what kubectl compares; the command as written when
+    PATH finds nothing."""
+    write_kuberc(private_home, ALLOWLIST + "- name: other\n")
+    for command, entry in (("aws", str(shim.bin / "aws")), ("not-installed", "not-installed")):
+        result = shim.run("--", command, expect=1)
+        assert result.stderr.decode().splitlines()[-1] == (
+            f"eks-token-shim: hint: to allow it, add `- name: {entry}` to "
+            f"credentialPluginAllowlist there"
+        )
+    assert shim.calls() == []
+
+
 @pytest.mark.parametrize(
     ("entries", "spelt"),
     [

@@ -149,6 +149,29 @@ def test_refresh_ahead_from_the_command_line_wins_over_the_environment(shim: Shi
     wait_for(lambda: not background_children(shim), "the background refresh to exit")
 
 
+@pytest.mark.parametrize(
+    ("kind", "reason"), [("fifo", "not a regular file"), ("dir", "Is a directory")]
+)
+def test_a_background_refresh_that_cannot_lock_says_why_in_its_log(
+    shim: Shim, kind: str, reason: str
+) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    lock = entry.with_suffix(".lock")
+    lock.unlink()
+    if kind == "fifo":
+        os.mkfifo(lock, 0o600)
+    else:
+        lock.mkdir()
+    assert shim.run("-c", "demo").stderr == b""  # served; the refresh ahead cannot lock
+    log = shim.cache_dir / "background.log"
+    wait_for(lambda: log.exists() and b"cannot lock" in log.read_bytes(), "the log")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert f"background refresh: cannot lock {lock}: {reason}\n" in log.read_text()
+    assert len(shim.calls()) == 1
+
+
 def test_a_failing_background_refresh_keeps_the_entry_and_logs_quietly(shim: Shim) -> None:
     shim.run("-c", "demo")
     age(shim, 600)

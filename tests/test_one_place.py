@@ -146,6 +146,26 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     assert "ZeroDivisionError: injected" in capfd.readouterr().err
 
 
+def test_a_bug_while_caching_costs_a_warning_not_the_credential(
+    shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from shim import meta
+
+    def bug(*args: object, **kwargs: object) -> bytes:
+        raise ValueError("injected")
+
+    monkeypatch.setattr(meta, "encode", bug)
+    for name in ("HOME", "PATH", "FAKE_LOG"):
+        monkeypatch.setenv(name, shim.env[name])
+    assert cli.main(["-c", "demo"]) == 0
+    captured = capfd.readouterr()
+    assert token_of(captured.out.encode())
+    assert captured.err.splitlines() == [
+        "eks-token-shim: warning: could not cache the credential (ValueError): printed, not cached"
+    ]
+    assert shim.entries() == []
+
+
 def _crash_in(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
     def bug(*args: object, **kwargs: object) -> int:
         raise ZeroDivisionError("injected")
