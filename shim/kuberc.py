@@ -39,7 +39,7 @@ class Policy:
 
     __slots__ = ("entries", "path", "type")
 
-    def __init__(self, path: str, policy_type: str, entries: list[str] | None) -> None:
+    def __init__(self, path: str, policy_type: str, entries: list[str]) -> None:
         self.path = path
         self.type = policy_type or ALLOW_ALL
         self.entries = entries
@@ -69,12 +69,11 @@ class Policy:
     def allows(self, command: str, environ: Mapping[str, str]) -> bool:
         """Whether the allowlist allows `command` (client-go's Checker.checkAllowlist): as
         written, or when it and an entry are the same program found on PATH."""
-        entries = self.entries or []
-        if _clean(command) in entries:
+        if _clean(command) in self.entries:
             return True
         resolved = look_path(command, environ)
         return resolved is not None and any(
-            look_path(entry, environ) == resolved for entry in entries
+            look_path(entry, environ) == resolved for entry in self.entries
         )
 
 
@@ -94,7 +93,7 @@ def read_policy(environ: Mapping[str, str]) -> Policy:
     makes no sense is a PolicyError: the shim fails closed, never wider than kubectl."""
     path = kuberc_path(environ)
     found = load_kuberc(path)
-    return found.policy if found is not None else Policy(path or "", ALLOW_ALL, None)
+    return found.policy if found is not None else Policy(path or "", ALLOW_ALL, [])
 
 
 def _read(path: str) -> bytes | None:
@@ -141,8 +140,8 @@ def policy_of(document: Any, path: str) -> Policy:
         raise PolicyError(f"kubectl's kuberc {path} is not a mapping")
     policy_type = str(document.get("credentialPluginPolicy") or "")
     raw = document.get("credentialPluginAllowlist")
-    entries = None if raw is None else [entry_name(item) for item in raw or []]
-    problem = _problem(policy_type, entries)
+    entries = [entry_name(item) for item in raw or []]
+    problem = _problem(policy_type, entries, listed=raw is not None)
     if problem:
         raise PolicyError(f"kubectl's kuberc {path}: {problem}")
     return Policy(path, policy_type, entries)
@@ -158,11 +157,11 @@ def entry_name(item: Any) -> str:
     return ""
 
 
-def _problem(policy_type: str, entries: list[str] | None) -> str:
+def _problem(policy_type: str, entries: list[str], listed: bool) -> str:
     # client-go's pluginpolicy.Validate: a policy that makes no sense is an error, so
     # that a misspelt field never leaves a policy that names nothing.
     if policy_type in ("", ALLOW_ALL, DENY_ALL):
-        return "" if entries is None else f"policy {policy_type!r} with an allowlist"
+        return f"policy {policy_type!r} with an allowlist" if listed else ""
     if policy_type != ALLOWLIST:
         return f"unknown credentialPluginPolicy {policy_type!r}"
     if not entries:

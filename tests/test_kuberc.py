@@ -153,6 +153,9 @@ def test_both_entry_spellings_are_read(shim: Shim, private_home: Path, field: st
     )
     shim.run("-c", "demo")
     assert len(shim.calls()) == 1
+    # The backend runs by the path that was checked, with all of its arguments.
+    args = ["eks", "get-token", "--cluster-name", "demo", "--output", "json"]
+    assert shim.calls()[0]["argv"] == [str(shim.bin / "aws"), *args]
     shim.run("-b", "aws-iam-authenticator", "-c", "demo", expect=1)
     assert len(shim.calls()) == 1
 
