@@ -167,7 +167,7 @@ def _problem(policy_type: str, entries: list[str], listed: bool) -> str:
     if not entries:
         return "credentialPluginPolicy: Allowlist with no credentialPluginAllowlist entries"
     for entry in entries:
-        if not entry or _clean(entry) != entry:
+        if _clean(entry) != entry:  # ("" cleans to ".")
             return f"allowlist entry {entry!r} is empty or not a normalized path"
     return ""
 
@@ -182,7 +182,7 @@ def look_path(name: str, environ: Mapping[str, str]) -> str | None:
             return None
         return path if _executable(path) else None
     for directory in environ.get("PATH", "").split(os.pathsep):
-        candidate = _clean(os.path.join(directory or ".", name))  # filepath.Join cleans
+        candidate = _clean(os.path.join(directory, name))  # filepath.Join cleans
         if _executable(candidate):
             # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot).
             return candidate if os.path.isabs(candidate) else None

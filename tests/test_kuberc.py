@@ -160,6 +160,35 @@ def test_both_entry_spellings_are_read(shim: Shim, private_home: Path, field: st
     assert len(shim.calls()) == 1
 
 
+def test_a_path_from_a_deleted_current_directory_is_not_allowed(
+    shim: Shim, private_home: Path, tmp_path: Path
+) -> None:
+    """`bin/aws` names nothing once the directory it is relative to is gone."""
+    write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    here = tmp_path / "here"
+    (here / "bin").mkdir(parents=True)
+    (here / "bin" / "aws").write_bytes((shim.bin / "aws").read_bytes())
+    (here / "bin" / "aws").chmod(0o755)
+    result = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'cd "$0" && rm -r "$0" && exec "$@"',
+            str(here),
+            *shim_argv(),
+            "--",
+            "bin/aws",
+        ],
+        env=shim.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert b"bin/aws is not one of them: it was not run" in result.stderr
+    assert shim.calls() == []
+
+
 def test_the_refusal_names_the_entry_that_would_allow_the_command(
     shim: Shim, private_home: Path
 ) -> None:
@@ -234,6 +263,7 @@ def test_unwrap_after_the_allowlist_was_dropped_leaves_the_kuberc_alone(
             ": allowlist entry './aws' is empty or not a normalized path",
         ),
         ("credentialPluginPolicy: Sometimes\n", ": unknown credentialPluginPolicy 'Sometimes'"),
+        (ALLOWLIST + "- other: aws\n", ": allowlist entry '' is empty or not a normalized path"),
         (
             "credentialPluginPolicy: [unclosed\n",
             " is not valid YAML (while parsing a flow sequence)",
