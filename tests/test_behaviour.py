@@ -410,7 +410,9 @@ def test_list_shows_every_kind_of_entry_in_columns_under_the_header(shim: Shim) 
     metadata cannot be read as `?` and dashes, a damaged entry by its key; LEFT counts
     down to EXPIRES; every cell starts under its header. Purge says the same words."""
     shim.run("-c", "prod")
-    shim.run("--", "aws-iam-authenticator", "token")  # no -i: no cluster to read
+    (shim.bin / "my-plugin").write_bytes((shim.bin / "aws").read_bytes())
+    (shim.bin / "my-plugin").chmod(0o755)
+    shim.run("--", "my-plugin", "--flag")  # no backend the shim knows: no cluster to read
     before = set(shim.entries())
     shim.run("-c", "odd")
     (odd,) = set(shim.entries()) - before
@@ -429,17 +431,16 @@ def test_list_shows_every_kind_of_entry_in_columns_under_the_header(shim: Shim) 
     assert rows[0] == header
     damaged, unreadable, generic, prod = sorted(rows[1:])
     assert damaged == ["(damaged entry abababababab...)", "-", "-", "-", "-", "-", "-"]
-    assert generic[:5] == ["aws-iam-authenticator token", "-", "-", "v1beta1", "generic"]
+    assert generic[:5] == ["my-plugin --flag", "-", "-", "v1beta1", "generic"]
     assert prod[:5] == ["prod", "-", "-", "v1beta1", "eks"]
     assert unreadable[:5] == ["?", "-", "-", "-", "-"]
     for row in (generic, prod, unreadable):
         expires = calendar.timegm(time.strptime(row[5], "%Y-%m-%dT%H:%M:%SZ"))
         assert 0 < expires - now <= 841
         assert abs(int(row[6].removesuffix("s")) - (expires - now)) <= 2
-    purged = shim.run("--purge", "--", "aws-iam-authenticator", "token").stdout.decode()
+    purged = shim.run("--purge", "--", "my-plugin", "--flag").stdout.decode()
     assert purged.splitlines() == [
-        "removed: command aws-iam-authenticator token, profile -, region -, api v1beta1, "
-        "made generic",
+        "removed: command my-plugin --flag, profile -, region -, api v1beta1, made generic",
         f"removed 1 cache entry from {shim.cache_dir}",
     ]
     result = shim.run("--purge")
