@@ -634,6 +634,30 @@ def test_a_bogus_backend_variable_does_not_break_generic_mode(shim: Shim) -> Non
     assert shim.run("-c", "x", EKS_SHIM_BACKEND="bogus", expect=2).returncode == 2
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGKILL, 137), (signal.SIGSEGV, 139)])
+def test_a_backend_killed_by_a_signal_is_128_plus_n(shim: Shim, signum: int, code: int) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE=f"die:{signum}", expect=code)
+    assert f"failed with exit code -{signum}".encode() in result.stderr
+    assert shim.entries() == []
+
+
+def test_a_child_that_keeps_the_backend_s_stderr_is_not_waited_for(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """The backend printed its credential and exited; something it started still holds
+    its stderr (a credential helper, a daemon): the call ends with the credential."""
+    pids = tmp_path / "pids"
+    try:
+        result = shim.run(
+            "-c", "demo", FAKE_MODE="stderr-child", FAKE_CHILD_PIDS=str(pids), timeout=HANG_GUARD
+        )
+        assert token_of(result.stdout)
+    finally:
+        for pid in pids.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
 def test_python_never_prints_a_traceback_for_a_signal(shim: Shim) -> None:
     """A signal while the backend runs is an exit code, not a KeyboardInterrupt traceback."""
     process = shim.popen("-c", "demo", FAKE_MODE="sleep:300")
