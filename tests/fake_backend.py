@@ -37,6 +37,8 @@ if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, 
     with open(os.environ["FAKE_CHILD_PIDS"], "a") as pids:
         pids.write(f"{child.pid}\n")
     time.sleep(float(seconds))
+if mode.startswith("exit:"):  # exit:N, having printed nothing
+    sys.exit(int(mode.partition(":")[2]))
 if mode.startswith("die:"):  # die:N: killed by signal N, as a crashing backend is
     os.kill(os.getpid(), int(mode.partition(":")[2]))
 if mode == "stderr-child":  # leaves a child behind that holds our stderr, not our stdout

@@ -634,10 +634,20 @@ def test_a_bogus_backend_variable_does_not_break_generic_mode(shim: Shim) -> Non
     assert shim.run("-c", "x", EKS_SHIM_BACKEND="bogus", expect=2).returncode == 2
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGKILL, 137), (signal.SIGSEGV, 139)])
-def test_a_backend_killed_by_a_signal_is_128_plus_n(shim: Shim, signum: int, code: int) -> None:
-    result = shim.run("-c", "demo", FAKE_MODE=f"die:{signum}", expect=code)
-    assert f"failed with exit code -{signum}".encode() in result.stderr
+@pytest.mark.parametrize(
+    ("mode", "code", "says"),
+    [
+        (f"die:{signal.SIGKILL}", 137, f"-{signal.SIGKILL}"),
+        (f"die:{signal.SIGSEGV}", 139, f"-{signal.SIGSEGV}"),
+        ("exit:1", 1, "1"),
+        ("exit:255", 255, "255"),
+    ],
+)
+def test_a_backend_s_exit_code_is_ours_and_a_signal_n_is_128_plus_n(
+    shim: Shim, mode: str, code: int, says: str
+) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE=mode, expect=code)
+    assert f"failed with exit code {says}".encode() in result.stderr
     assert shim.entries() == []
 
 
