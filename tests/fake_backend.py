@@ -37,6 +37,17 @@ if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, 
     with open(os.environ["FAKE_CHILD_PIDS"], "a") as pids:
         pids.write(f"{child.pid}\n")
     time.sleep(float(seconds))
+if mode.startswith("trap-sleep:"):  # trap-sleep:SECONDS: on TERM, tidy up for 0.2 s, say so
+    import signal
+
+    def tidy_up(signum: int, frame: object) -> None:
+        time.sleep(0.2)
+        with open(os.environ["FAKE_TERM_LOG"], "a") as said:
+            said.write("tidied up after TERM\n")
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, tidy_up)
+    time.sleep(float(mode.partition(":")[2]))
 if mode.startswith("exit:"):  # exit:N, having printed nothing
     sys.exit(int(mode.partition(":")[2]))
 if mode.startswith("die:"):  # die:N: killed by signal N, as a crashing backend is

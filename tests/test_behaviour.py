@@ -175,6 +175,24 @@ def test_a_missing_backend_is_a_clear_error(shim: Shim) -> None:
     assert b"no-such-command-anywhere: command not found" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "mode", "code", "says"),
+    [
+        (b"#!/bin/sh\n", 0o644, 126, "permission denied"),
+        (b"\x7fELF, but not really", 0o755, 1, "cannot run: Exec format error"),
+    ],
+)
+def test_a_backend_that_cannot_run_is_a_clear_error(
+    shim: Shim, tmp_path: Path, content: bytes, mode: int, code: int, says: str
+) -> None:
+    backend = tmp_path / "backend"
+    backend.write_bytes(content)
+    backend.chmod(mode)
+    result = shim.run("--", str(backend), expect=code)
+    assert result.stderr.decode().splitlines() == [f"eks-token-shim: error: {backend}: {says}"]
+    assert shim.entries() == []
+
+
 def test_no_expiry_is_printed_but_never_cached(shim: Shim) -> None:
     for _ in range(2):
         result = shim.run("-c", "demo", FAKE_MODE="noexpiry")

@@ -405,12 +405,34 @@ def test_a_timeout_ends_the_backend_and_its_children(
     wait_gone(started_children(pids_file))
 
 
+def test_a_backend_that_outlives_the_timeout_gets_term_and_time_to_tidy_up(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """TERM first, then a grace before KILL: a backend that tidies up on TERM (the AWS
+    CLI's SSO cache, a temp file) gets to finish."""
+    said = tmp_path / "said"
+    shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "1",
+        FAKE_MODE="trap-sleep:300",
+        FAKE_TERM_LOG=str(said),
+        expect=124,
+        timeout=HANG_GUARD,
+    )
+    assert said.read_text() == "tidied up after TERM\n"
+
+
 # What kubectl does around a plugin, in the pty's session: run it, then use the terminal.
+# As kubectl does, it reads the plugin's stdout through a pipe; stdin and stderr are the
+# terminal's.
 AS_KUBECTL = """
 import os, subprocess, sys
-code = subprocess.run(sys.argv[1:], check=False).returncode
+ran = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=False)
+sys.stdout.buffer.write(ran.stdout)
 print("terminal is ours" if os.tcgetpgrp(0) == os.getpgrp() else "terminal LOST", flush=True)
-sys.exit(code)
+sys.exit(ran.returncode)
 """
 
 
