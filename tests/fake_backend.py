@@ -37,6 +37,16 @@ if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, 
     with open(os.environ["FAKE_CHILD_PIDS"], "a") as pids:
         pids.write(f"{child.pid}\n")
     time.sleep(float(seconds))
+if mode.startswith("stubborn"):  # stubborn[-child]:SECONDS: its child, and it, ignore TERM
+    import signal
+
+    seconds = mode.partition(":")[2]
+    child = subprocess.Popen(["sh", "-c", f"trap '' TERM; exec sleep {seconds}"])
+    with open(os.environ["FAKE_CHILD_PIDS"], "a") as pids:
+        pids.write(f"{child.pid}\n")
+    if not mode.startswith("stubborn-child"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(float(seconds))
 if mode.startswith("trap-sleep:"):  # trap-sleep:SECONDS: on TERM, tidy up for 0.2 s, say so
     import signal
 

@@ -405,6 +405,22 @@ def test_a_timeout_ends_the_backend_and_its_children(
     wait_gone(started_children(pids_file))
 
 
+@pytest.mark.parametrize("mode", ["stubborn-child:300", "stubborn:300"])
+def test_a_backend_or_a_child_that_ignores_term_is_killed(
+    shim: Shim, tmp_path: Path, mode: str
+) -> None:
+    """A child that ignores TERM outlives its parent's exit: the group gets KILL after the
+    grace all the same; so does a backend that ignores TERM itself."""
+    pids_file = tmp_path / "children"
+    process = shim.popen(
+        "-c", "demo", "--timeout", "2", FAKE_MODE=mode, FAKE_CHILD_PIDS=str(pids_file)
+    )
+    children = started_children(pids_file)
+    backend = shim.calls()[0]["pid"]
+    assert process.wait(HANG_GUARD) == 124
+    wait_gone([*children, int(str(backend))])
+
+
 def test_a_backend_that_outlives_the_timeout_gets_term_and_time_to_tidy_up(
     shim: Shim, tmp_path: Path
 ) -> None:
