@@ -90,6 +90,7 @@ FOREIGN = {
     f".{KEY}.entry.1.abcdefgh.tmp": b"random part not hex\n",
     f".{KEY}.entry.1.abcdef12.temp": b"not .tmp\n",
     f".{KEY}.entry.1.2.abcdef12.tmp": b"one part too many\n",
+    f".{KEY}.entry.1.abcdef12.tmp.bak": b"a copy of a temp file\n",
     f"x.{KEY}.entry.1.abcdef12.tmp": b"not hidden\n",
     f".{KEY}.txt.1.abcdef12.tmp": b"not a file of a key\n",
     f".{KEY[1:]}.entry.1.abcdef12.tmp": b"not a key\n",
@@ -127,6 +128,11 @@ def test_a_directory_named_like_an_entry_does_not_stop_purge(shim: Shim) -> None
     assert shim.run("--list").returncode == 0
     second.mkdir()
     assert b"left alone 2 files " in shim.run("--purge").stderr
+    third = shim.cache_dir / (KEY + ".entry")
+    third.symlink_to(first)  # a symlink named like an entry, to a directory: the link goes
+    assert b"removed 1 cache entry" in shim.run("--purge").stdout
+    assert not third.is_symlink()
+    assert first.is_dir()
 
 
 def test_list_and_purge_before_anything_was_cached_create_nothing(
@@ -403,6 +409,21 @@ def test_a_timeout_ends_the_backend_and_its_children(
         expect=124 if where == "foreground" else 0,
     )
     wait_gone(started_children(pids_file))
+
+
+def test_a_backend_that_closes_its_output_and_runs_on_is_timed_out(shim: Shim) -> None:
+    """As kubectl waits for a plugin to exit, so does the shim, up to --timeout."""
+    result = shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "2",
+        FAKE_MODE="close-output:300",
+        expect=124,
+        timeout=HANG_GUARD,
+    )
+    assert b"timed out (--timeout 2 s) and was killed" in result.stderr
+    assert shim.entries() == []
 
 
 @pytest.mark.parametrize("mode", ["stubborn-child:300", "stubborn:300"])
