@@ -107,13 +107,11 @@ def _connect(host: str, port: int, proxy_url: str, deadline: _Deadline) -> socke
     try:
         connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n"
         deadline.bound(sock).sendall(connect.encode())
-        answer = _read_status(sock, deadline)
+        if _read_status(sock, deadline) != 200:
+            raise ValueError("the proxy refused the tunnel")
     except BaseException:
         sock.close()
         raise
-    if answer != 200:
-        sock.close()
-        raise ValueError("the proxy refused the tunnel")
     return sock
 
 
@@ -125,5 +123,5 @@ def _read_status(sock: socket.socket, deadline: _Deadline) -> int:
         if not chunk:
             break
         head += chunk
-    parts = head.split(b" ", 2)
+    parts = head.split(b"\r\n", 1)[0].split(b" ", 2)  # HTTP/1.1 401 Unauthorized
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0

@@ -293,6 +293,8 @@ def raw_server(answer: Callable[[ssl.SSLSocket], None]) -> Iterator[dict[str, ob
     [
         (b"HTTP/1.1 401 Unauthorized\r\n\r\n", True),
         (b"HTTP/1.1 401 Unauthorized\r\n", True),  # then the server closes: what came counts
+        (b"HTTP/1.1 401\r\n\r\n", True),  # no reason phrase, as Go's client accepts
+        (b"HTTP/1.1 200 OK\r\nX-Note: 401 401\r\n\r\n", False),
         (b"HTTP/1.1 200 OK\r\n\r\n", False),
         (b"HTTP/1.1 +401 Unauthorized\r\n\r\n", False),
         (b"garbage\r\n\r\n", False),
