@@ -452,7 +452,7 @@ def test_a_backend_that_outlives_the_timeout_gets_term_and_time_to_tidy_up(
         "-c",
         "demo",
         "--timeout",
-        "1",
+        "4",  # time for the backend to set its trap first, even on a loaded machine
         FAKE_MODE="trap-sleep:300",
         FAKE_TERM_LOG=str(said),
         expect=124,
