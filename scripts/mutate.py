@@ -479,8 +479,14 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
             print(f"test map: {MAP_CACHE.relative_to(ROOT)}, made from these sources", flush=True)
         else:
             started = time.monotonic()
-            if run_suite(trees[0], args.python, suite, args.timeout * 3) != "survived":
-                raise SystemExit("mutate: the suite fails on the unmutated code: fix that first")
+            failing: list[str] = []
+            if run_suite(trees[0], args.python, suite, args.timeout * 3, failing) != "survived":
+                output = trees[0].parent / f"{trees[0].name}.out"
+                sys.stderr.write("\n".join(output.read_text(errors="replace").splitlines()[-60:]))
+                raise SystemExit(
+                    "mutate: the suite fails on the unmutated code: fix that first "
+                    f"({', '.join(failing) or 'no test named: a timeout?'})"
+                )
             print(f"unmutated suite: passed in {time.monotonic() - started:.0f} s", flush=True)
             if not args.whole_suite:
                 test_map = map_tests(trees[0], work, args.python, args.timeout * 3)

@@ -748,7 +748,15 @@ def test_ctrl_c_while_waiting_for_the_lock_is_exit_130_without_a_traceback(shim:
     while not shim.calls():  # the holder's backend runs: it holds the lock
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    waiter = shim.popen("-c", "demo")
+    waiter = subprocess.Popen(
+        [*shim_argv(), "-c", "demo"],
+        env=shim.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # As kubectl starts a plugin: SIGINT at its default. A shell's background job (a
+        # campaign run with `&`) would pass it on ignored, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     wchan = Path(f"/proc/{waiter.pid}/wchan")
     while wchan.read_text() != "hrtimer_nanosleep":  # between two tries of the lock
         assert time.monotonic() < deadline, "the second call never waited for the lock"
