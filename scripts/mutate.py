@@ -264,10 +264,11 @@ def _replace(
     raise LookupError("node not found under its parent")
 
 
-# A mutant of process.py may signal a process group it never made: `os.killpg(1, SIGKILL)`
-# as root ended everything on this machine three times, this tool's own shell included.
-# In a PID namespace of its own (and a /proc that shows it), pid 1 is the suite's own
-# first process, and the namespace dies with it. Root only; without it, run detached.
+# A mutant of process.py may signal a process group it never made (most likely how
+# campaigns as root ended every process on this machine four times, a shell included:
+# `os.killpg(1, SIGKILL)`). In a PID namespace of its own (and a /proc that shows it),
+# pid 1 is the suite's own first process, and the namespace dies with it. Root only;
+# without root, run campaigns detached.
 SANDBOX = (
     ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("unshare")
