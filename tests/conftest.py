@@ -41,6 +41,12 @@ _KUBECTL_V35 = os.environ.get("KUBECTL_V35") or str(
 )
 
 
+def in_deleted_dir(directory: Path) -> list[str]:
+    """The start of an argv that runs the rest in `directory`, deleted once entered (a
+    shell sitting in a directory someone removed)."""
+    return ["sh", "-c", 'cd "$0" && rm -r "$0" && exec "$@"', str(directory)]
+
+
 def kubectl_v35() -> str:
     """Real kubectl 1.35 (scripts/fetch-kubectl): skip without it, but fail in CI."""
     path = _KUBECTL_V35
@@ -140,6 +146,12 @@ class Shim:
                 f"{result.stderr.decode(errors='replace')}"
             )
         return result
+
+    def as_this_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Give this process the environment the shim runs with: for calling it in-process
+        (cli.main, fast.main) with faults injected."""
+        for name in ("HOME", "PATH", "FAKE_LOG"):
+            monkeypatch.setenv(name, self.env[name])
 
     def calls(self) -> list[dict[str, Any]]:
         if not self.log.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, Shim, age, shim_argv, token_of
+from conftest import IN_CI, Shim, age, in_deleted_dir, shim_argv, token_of
 
 from shim.entry import Entry, decode_entry, encode_entry
 from shim.files import MAX_READ
@@ -256,11 +256,14 @@ def test_a_relative_cache_dir_is_the_current_directory_s_and_a_deleted_one_costs
     env = {**shim.env, "EKS_SHIM_CACHE_DIR": "rel"}
     subprocess.run([*shim_argv(), "-c", "demo"], env=env, cwd=here, check=True, capture_output=True)
     assert [path.suffix for path in (here / "rel").glob("*.entry")] == [".entry"]
-    in_deleted_dir = ["sh", "-c", 'cd "$0" && rm -r "$0" && exec "$@"', str(here), *shim_argv()]
     for args in (["-c", "demo"], ["--list"], ["--purge"]):
         here.mkdir(exist_ok=True)
         result = subprocess.run(
-            [*in_deleted_dir, *args], env=env, capture_output=True, timeout=HANG_GUARD, check=False
+            [*in_deleted_dir(here), *shim_argv(), *args],
+            env=env,
+            capture_output=True,
+            timeout=HANG_GUARD,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         if args[0] == "-c":

@@ -153,8 +153,7 @@ def test_a_fault_on_the_hot_path_never_fails_the_call(
 
     module, _, name = broken.partition(".")
     monkeypatch.setattr({"fast": fast, "background": background}[module], name, fault)
-    for name in ("HOME", "PATH", "FAKE_LOG"):
-        monkeypatch.setenv(name, shim.env[name])
+    shim.as_this_process(monkeypatch)
     assert fast.main(["-c", "demo"]) == 0
     assert capfd.readouterr().out.encode() == miss.stdout  # printed once, whole
     assert len(shim.calls()) == 1

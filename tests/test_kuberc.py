@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, kubeconfig
-from conftest import Shim, kubectl_v35, shim_argv
+from conftest import Shim, in_deleted_dir, kubectl_v35, shim_argv
 from ruamel.yaml import YAML
 
 HEADER = "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
@@ -170,15 +170,7 @@ def test_a_path_from_a_deleted_current_directory_is_not_allowed(
     (here / "bin" / "aws").write_bytes((shim.bin / "aws").read_bytes())
     (here / "bin" / "aws").chmod(0o755)
     result = subprocess.run(
-        [
-            "sh",
-            "-c",
-            'cd "$0" && rm -r "$0" && exec "$@"',
-            str(here),
-            *shim_argv(),
-            "--",
-            "bin/aws",
-        ],
+        [*in_deleted_dir(here), *shim_argv(), "--", "bin/aws"],
         env=shim.env,
         capture_output=True,
         timeout=60,

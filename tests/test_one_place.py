@@ -29,6 +29,20 @@ MADE = {
 }
 
 
+def bug_in(
+    monkeypatch: pytest.MonkeyPatch,
+    module: object,
+    name: str,
+    error: type[Exception] = ZeroDivisionError,
+) -> None:
+    """Replace `module.name` with a function that raises `error("injected")`: a bug."""
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise error("injected")
+
+    monkeypatch.setattr(module, name, bug)
+
+
 def make_all(shim: Shim) -> None:
     for args, env in MADE.values():
         shim.run(*args, env=env)
@@ -118,12 +132,8 @@ def test_purge_a_command_keeps_its_exact_meaning(shim: Shim) -> None:
 def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    def bug(*args: object, **kwargs: object) -> bytes:
-        raise ZeroDivisionError("injected")
-
-    monkeypatch.setattr(cli, "get_credential", bug)
-    for name in ("HOME", "PATH", "FAKE_LOG"):
-        monkeypatch.setenv(name, shim.env[name])
+    bug_in(monkeypatch, cli, "get_credential")
+    shim.as_this_process(monkeypatch)
     assert cli.main(["-c", "demo"]) == 3
     captured = capfd.readouterr()
     assert captured.out == ""
@@ -151,12 +161,8 @@ def test_a_bug_while_caching_costs_a_warning_not_the_credential(
 ) -> None:
     from shim import meta
 
-    def bug(*args: object, **kwargs: object) -> bytes:
-        raise ValueError("injected")
-
-    monkeypatch.setattr(meta, "encode", bug)
-    for name in ("HOME", "PATH", "FAKE_LOG"):
-        monkeypatch.setenv(name, shim.env[name])
+    bug_in(monkeypatch, meta, "encode", ValueError)
+    shim.as_this_process(monkeypatch)
     assert cli.main(["-c", "demo"]) == 0
     captured = capfd.readouterr()
     assert token_of(captured.out.encode())
@@ -167,10 +173,7 @@ def test_a_bug_while_caching_costs_a_warning_not_the_credential(
 
 
 def _crash_in(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> None:
-    def bug(*args: object, **kwargs: object) -> int:
-        raise ZeroDivisionError("injected")
-
-    monkeypatch.setattr(module, name, bug)
+    bug_in(monkeypatch, module, name)
     monkeypatch.setattr(crash, "_where", {})  # a fresh call: no cache directory known yet
 
 
@@ -190,7 +193,7 @@ def test_a_crash_before_the_options_are_read_is_logged_where_the_environment_say
         _crash_in(monkeypatch, cli, "split_command")
     else:
         _crash_in(monkeypatch, kubeconfig, "main")
-    monkeypatch.setenv("HOME", shim.env["HOME"])
+    shim.as_this_process(monkeypatch)
     cache_dir = shim.cache_dir
     if where == "EKS_SHIM_CACHE_DIR":
         cache_dir = tmp_path / "elsewhere" / "cache"
@@ -215,7 +218,7 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
     tmp_path: Path,
     when: str,
 ) -> None:
-    monkeypatch.setenv("HOME", shim.env["HOME"])
+    shim.as_this_process(monkeypatch)
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))  # TMPDIR, as tempfile read it
