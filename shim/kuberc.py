@@ -55,7 +55,7 @@ class Policy:
                 f"credential plugin and neither does the shim: {command} was not run"
             )
         resolved = look_path(command, environ)
-        if not self.allows(command, environ):
+        if not self._matches(command, resolved, environ):
             raise PolicyError(
                 f"{self.path} allows only the credential plugins in credentialPluginAllowlist, "
                 f"and {command} is not one of them: it was not run",
@@ -67,13 +67,14 @@ class Policy:
         return [resolved, *argv[1:]]
 
     def allows(self, command: str, environ: Mapping[str, str]) -> bool:
-        """Whether the allowlist allows `command` (client-go's Checker.checkAllowlist): as
-        written, or when it and an entry are the same program found on PATH."""
-        if _clean(command) in self.entries:
-            return True
-        resolved = look_path(command, environ)
-        return resolved is not None and any(
-            look_path(entry, environ) == resolved for entry in self.entries
+        """Whether the allowlist allows `command` (client-go's Checker.checkAllowlist)."""
+        return self._matches(command, look_path(command, environ), environ)
+
+    def _matches(self, command: str, resolved: str | None, environ: Mapping[str, str]) -> bool:
+        # As written, or the same program as an entry once both are found on PATH.
+        return _clean(command) in self.entries or (
+            resolved is not None
+            and any(look_path(entry, environ) == resolved for entry in self.entries)
         )
 
 
