@@ -83,7 +83,7 @@ def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def coverage_context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """For scripts/mutate's map of which test reaches which line: name the running test,
+    """For tools/mutate's map of which test reaches which line: name the running test,
     in this process (a coverage context) and in the processes it starts (MUTATE_TEST_ID,
     which its .coveragerc reads). Does nothing outside a mapping run."""
     if not os.environ.get("COVERAGE_PROCESS_START"):

@@ -1,6 +1,6 @@
-"""Issue #11's mutation campaign: does the suite notice when the code is wrong?
+"""The mutation campaign: does the suite notice when the code is wrong?
 
-Run it through scripts/mutate, which prepares .mutate-venv: the project's
+Run it through tools/mutate, which prepares .mutate-venv: the project's
 dependencies and launchers, but not the project itself, so that every `import shim`,
 the launchers' and the detached refreshes' included, finds the worker's copy of the
 source tree through PYTHONPATH. (A mutation in the source tree is invisible to a
@@ -13,7 +13,16 @@ whole suite runs against it (`-x`: the first failure kills it) with a timeout, i
 copy of the tree (one per job), in its own process group, killed with everything it
 started; the copy is restored before the next mutant. Log messages and docstrings
 are not mutated. Survivors that change no behaviour are listed, each with a reason,
-in scripts/mutate-equivalent.txt.
+in tools/mutate-equivalent.txt.
+
+A mutant is named by its content, not its line: the module, the function it is in,
+the mutation, and the first line of the statement it changes as `ast.unparse` spells
+it (no comments, no layout), e.g.
+
+    shim/lock.py KeyLock.acquire [GtE->Gt] if deadline.passed():
+
+so that moving code, or editing other lines, leaves the list of equivalents valid.
+Two mutants with the same name get `#2`, `#3` after the mutation, in source order.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EQUIVALENT = ROOT / "scripts" / "mutate-equivalent.txt"
+EQUIVALENT = ROOT / "tools" / "mutate-equivalent.txt"
 MAP_CACHE = ROOT / ".mutate-cache" / "map.json"  # the last test map and what it was made from
 # The credential path: everything in shim/ but the kubeconfig editor.
 NOT_CREDENTIAL_PATH = {"shim/kubeconfig.py", "shim/wrapping.py", "shim/__main__.py"}
@@ -57,18 +66,23 @@ QUIET_CALLS = {"debug", "set_timestamps"}  # what only -v or the background log 
 
 
 class Mutant:
-    """One change to one module: where (lines), what, and the module's text with it."""
+    """One change to one module: where (lines, function, statement), what, and the
+    module's text with it."""
 
-    def __init__(self, module: str, line: int, end: int, what: str, source: str) -> None:
+    def __init__(
+        self, module: str, line: int, end: int, what: str, source: str, function: str, text: str
+    ) -> None:
         self.module = module
         self.line = line
         self.end = end
         self.what = what
         self.source = source
+        self.function = function  # the enclosing def/class names, dotted; "-" at module level
+        self.text = text  # the first line of the changed statement, as ast.unparse spells it
 
     @property
     def ident(self) -> str:
-        return f"{self.module}:{self.line} {self.what}"
+        return f"{self.module} {self.function} [{self.what}] {self.text}"
 
 
 def _skipped(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -179,14 +193,34 @@ def mutants(module: str) -> list[Mutant]:
         changed = _replace(tree, parents, node, _apply(node, how))
         line = getattr(node, "lineno", 0)
         end = getattr(node, "end_lineno", None) or line
-        found.append(Mutant(module, line, end, what, ast.unparse(changed)))
+        function, text = _place(node, parents)
+        found.append(Mutant(module, line, end, what, ast.unparse(changed), function, text))
     found.sort(key=lambda mutant: mutant.line)
     seen: dict[str, int] = {}
-    for mutant in found:  # two `0->1` on one line: the second one walked is `0->1 #2`
+    for mutant in found:  # two `0->1` in one statement: the second is `0->1 #2`
         seen[mutant.ident] = seen.get(mutant.ident, 0) + 1
         if seen[mutant.ident] > 1:
             mutant.what += f" #{seen[mutant.ident]}"
     return found
+
+
+def _place(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> tuple[str, str]:
+    """Where `node` is, by content: the dotted names of the defs and classes around it,
+    and the first line of the statement it is in (ast.unparse: no comments, no layout)."""
+    statement = node
+    while not isinstance(statement, ast.stmt):
+        statement = parents[statement]
+    names = []
+    current = parents.get(statement)
+    while current is not None:
+        if isinstance(current, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(current.name)
+        current = parents.get(current)
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        text = f"def {statement.name}" if not isinstance(statement, ast.ClassDef) else "class"
+    else:
+        text = ast.unparse(statement).splitlines()[0]
+    return ".".join(reversed(names)) or "-", text
 
 
 def _returns_none_at_the_end(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
@@ -448,7 +482,7 @@ def equivalents() -> dict[str, str]:
     if EQUIVALENT.exists():
         for line in EQUIVALENT.read_text().splitlines():
             if line.strip() and not line.startswith("#"):
-                ident, _, reason = line.partition(" # ")
+                ident, _, reason = line.partition("  # ")
                 listed[ident.strip()] = reason.strip()
     return listed
 
@@ -467,7 +501,7 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
             print(mutant.ident)
         idents = {mutant.ident for mutant in every}
         for ident in equivalents():
-            if ident.partition(":")[0] in modules and ident not in idents:
+            if ident.partition(" ")[0] in modules and ident not in idents:
                 print(f"listed as equivalent, but no such mutant: {ident}", file=sys.stderr)
         return {}
     work = Path(tempfile.mkdtemp(prefix="eks-token-shim-mutate-"))
@@ -587,11 +621,10 @@ def report(
             counts["equivalent"] += 1
         elif result in ("survived", "uncovered"):
             counts["survived"] += 1
-            line = (ROOT / mutant.module).read_text().splitlines()[mutant.line - 1].strip()
             note = " (no test reaches it)" if result == "uncovered" else ""
             if budgeted and mutant.ident in budgeted:
                 note = f" (within the budget: {budgeted[mutant.ident]})"
-            survivors.append(f"{mutant.ident}{note}    | {line}")
+            survivors.append(f"{mutant.ident}{note}  (line {mutant.line})")
     print("\n| module | mutants | killed | equivalent | survived | killed of non-equivalent |")
     print("|---|---|---|---|---|---|")
     total = {"mutants": 0, "killed": 0, "equivalent": 0, "survived": 0}
@@ -601,14 +634,14 @@ def report(
         print(_row(module, counts))
     print(_row("all", total))
     if survivors:
-        print("\nsurvivors (not in scripts/mutate-equivalent.txt):")
+        print("\nsurvivors (not in tools/mutate-equivalent.txt):")
         print("\n".join(survivors))
     modules = {mutant.module for mutant in every}
     idents = {mutant.ident for mutant in every}
     wrong = [
-        f"{ident}: {'killed' if ident in idents else 'no such mutant (has the line moved?)'}"
+        f"{ident}: {'killed' if ident in idents else 'no such mutant (rewritten?)'}"
         for ident in listed
-        if ident.partition(":")[0] in modules
+        if ident.partition(" ")[0] in modules
         and (ident not in idents or results.get(ident) in ("killed", "timeout"))
     ]
     if wrong:
@@ -632,7 +665,7 @@ def _row(name: str, counts: dict[str, int]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="scripts/mutate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tools/mutate", description=__doc__.splitlines()[0])
     parser.add_argument(
         "modules", nargs="*", help="modules to mutate (default: the credential path)"
     )
@@ -652,7 +685,7 @@ def main() -> int:
     parser.add_argument(
         "--check-listed",
         action="store_true",
-        help="run the mutants listed in scripts/mutate-equivalent.txt too (default: count "
+        help="run the mutants listed in tools/mutate-equivalent.txt too (default: count "
         "them as equivalent without running them)",
     )
     parser.add_argument(
