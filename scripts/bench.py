@@ -48,7 +48,7 @@ GOALS = [  # (name, numerator, denominator, at most, counts for the exit code)
         False,
     ),
     # The Google Cloud SDK's kubectl dispatcher runs every exec plugin twice per command
-    # (seen here, DOMAIN.md): shown for the record, not ours to pass or miss.
+    # (measured on the development machine): shown for the record, not ours to pass or miss.
     (
         "[dispatcher] kubectl via shim / static token",
         "dispatcher_shim",
@@ -57,7 +57,7 @@ GOALS = [  # (name, numerator, denominator, at most, counts for the exit code)
         False,
     ),
     ("[dispatcher] kubectl via shim / plain aws", "dispatcher_shim", "dispatcher_aws", 0.15, False),
-    # What reading kubectl's credential-plugin policy costs a miss (issue #10).
+    # What reading kubectl's credential-plugin policy costs a miss.
     ("miss with an Allowlist kuberc / without", "miss_cat_policy", "miss_cat", 1.5, False),
     ("miss with a policy-free kuberc / without", "miss_cat_plain_kuberc", "miss_cat", 1.1, False),
 ]

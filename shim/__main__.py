@@ -1,3 +1,3 @@
-from shim.fast import main
+from shim.main import main
 
 raise SystemExit(main())

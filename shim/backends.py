@@ -1,11 +1,11 @@
-"""The backend table: every fact about a backend command, in one place (issue #9).
+"""The backend table: every fact about a backend command, in one place, as data.
 
 Each backend knows how to build its argv from an EKS selection, how to recognise
 its argv (in a kubeconfig exec section, for `shim kubeconfig wrap`; in a cache
 entry, for --list and --purge), and how to read cluster, region, role and profile
 back out of an argv and the environment it runs with. Selection, wrap/unwrap,
 --list, --purge and the entry metadata all ask this module. Adding a backend is
-one entry in BACKENDS.
+one entry in BACKENDS. (On the hot path in EKS mode: no dataclass.)
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ class Backend:
 
     __slots__ = (
         "cluster_flags",
+        "extra_args",
         "name",
         "options_first",
+        "profile_flags",
         "program",
         "region_flags",
         "role_flags",
@@ -53,7 +55,9 @@ class Backend:
         cluster_flags: tuple[str, ...],
         region_flags: tuple[str, ...],
         role_flags: tuple[str, ...],
+        profile_flags: tuple[str, ...] = (),
         options_first: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name  # also its program, as looked up on PATH, and the -b value
         self.program = name
@@ -61,21 +65,26 @@ class Backend:
         self.cluster_flags = cluster_flags  # the first one is the one we write
         self.region_flags = region_flags
         self.role_flags = role_flags
-        self.options_first = options_first  # global options may come before the words
+        self.profile_flags = profile_flags  # a profile on the command line, besides AWS_PROFILE
+        # Global options may come before the words (and the region is written there).
+        self.options_first = options_first
+        self.extra_args = extra_args  # written at the end of every command we build
 
     def argv(self, cluster: str, region: str | None, role_arn: str | None) -> list[str]:
         """The command that makes a token for `cluster`, as this backend spells it."""
-        if self.name == "aws":
-            # Global options go before the subcommand, and `--output json` because a
-            # config's `output = text` or `table` applies to get-token too (aws-cli #7719):
-            # `aws eks update-kubeconfig` writes this flag for the same reason.
-            argv = [self.program, *(["--region", region] if region else []), *self.words]
-            argv += [self.cluster_flags[0], cluster]
-            argv += [self.role_flags[0], role_arn] if role_arn else []
-            return [*argv, "--output", "json"]
-        argv = [self.program, *self.words, self.cluster_flags[0], cluster]
-        argv += [self.role_flags[0], role_arn] if role_arn else []
-        return argv + ([self.region_flags[0], region] if region else [])
+        region_args = [self.region_flags[0], region] if region else []
+        role_args = [self.role_flags[0], role_arn] if role_arn else []
+        first, last = (region_args, []) if self.options_first else ([], region_args)
+        return [
+            self.program,
+            *first,
+            *self.words,
+            self.cluster_flags[0],
+            cluster,
+            *role_args,
+            *last,
+            *self.extra_args,
+        ]
 
     def runs(self, argv: Sequence[str]) -> bool:
         """Whether `argv` runs this backend's token command."""
@@ -87,7 +96,7 @@ class Backend:
 
     def selection(self, argv: Sequence[str], env: Mapping[str, str]) -> Selection:
         """What `argv`, run with `env`, selects (None where it does not say)."""
-        profile = _flag_value(argv, ("--profile",)) if self.name == "aws" else None
+        profile = _flag_value(argv, self.profile_flags)
         return Selection(
             cluster=_flag_value(argv, self.cluster_flags),
             region=_flag_value(argv, self.region_flags)
@@ -107,7 +116,12 @@ BACKENDS = {
             cluster_flags=("--cluster-name", "--cluster-id"),
             region_flags=("--region",),
             role_flags=("--role-arn",),
+            profile_flags=("--profile",),
             options_first=True,  # aws --region R --profile P eks get-token ...
+            # A config's `output = text` or `table` applies to get-token too (aws-cli #7719,
+            # https://github.com/aws/aws-cli/issues/7719): `aws eks update-kubeconfig`
+            # writes this flag for the same reason.
+            extra_args=("--output", "json"),
         ),
         Backend(
             "aws-iam-authenticator",
@@ -154,7 +168,7 @@ def _flag_value(argv: Sequence[str], flags: tuple[str, ...]) -> str | None:
 
 
 # What the AWS CLI (v1, v2) and the Go SDK (aws-iam-authenticator) print when the SSO
-# session behind a profile has expired or was never started (DOMAIN.md), lower case.
+# session behind a profile has expired or was never started, lower case.
 _SSO_SIGNS = (
     "error loading sso token",
     "sso session associated with this profile has expired",

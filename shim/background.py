@@ -3,10 +3,10 @@
 The child gets a new session and /dev/null for stdin and stdout, and the cache
 dir's background.log for stderr: kubectl waits until every holder of the plugin's
 stdout and stderr pipes has closed them, so a child that kept them would make
-kubectl hang (issue #4). The log is opened here, by the parent, with shim.files'
-care, and handed over as a descriptor: posix_spawn's vfork would make an open of a
-FIFO in the spawn actions block us where not even SIGKILL could end the wait
-(issue #8). Only `os` and `sys`: this runs on the hot path.
+kubectl hang. The log is opened here, by the parent, with shim.files' care, and
+handed over as a descriptor: posix_spawn's vfork would make an open of a FIFO in the
+spawn actions block us where not even SIGKILL could end the wait. Only `os` and
+`sys`: this runs on the hot path.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from shim.client import note_served
-from shim.entry import AHEAD
 from shim.files import open_append, touch_private
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from shim.store import KeyFiles
 
 FLAG = "--background-refresh"  # the hidden option the child runs with
 RETRY_AFTER = 30.0  # seconds between two starts for one key, so a failing backend is not hammered
@@ -29,7 +23,7 @@ LOG_LIMIT = 256 * 1024  # background.log is emptied when it grows past this
 # drop it, so that a `shim` directory wherever kubectl runs cannot be imported instead.
 _CHILD = (
     "import sys; sys.path[:] = [p for p in sys.path if p]; "
-    "from shim.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from shim.cli import run; sys.exit(run(sys.argv[1:]))"
 )
 
 
@@ -43,11 +37,11 @@ def due(marker: str, now: float) -> bool:
         return False
 
 
-def start(argv: list[str], marker: str, log_path: str) -> None:
-    """Start `shim --background-refresh ARGV...` detached, unless its marker cannot be
+def start(args: list[str], marker: str, log_path: str) -> None:
+    """Start `shim --background-refresh ARGS...` detached, unless its marker cannot be
     touched: without it the 30 s guard could not hold back the next call. (Where os has
-    no posix_spawn, Windows, the AttributeError reaches after_serving, which drops it:
-    the entry is then refreshed in the foreground when it is due.)"""
+    no posix_spawn, Windows, the AttributeError reaches shim.lookup.deliver, which drops
+    it: the entry is then refreshed in the foreground when it is due.)"""
     try:
         touch_private(marker)
     except OSError:
@@ -62,29 +56,12 @@ def start(argv: list[str], marker: str, log_path: str) -> None:
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, log_fd, 2),
         ]
-        child = [sys.executable, "-c", _CHILD, FLAG, *argv]
+        child = [sys.executable, "-c", _CHILD, FLAG, *args]
         os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
     except (OSError, NotImplementedError):
         pass  # no refresh ahead this time: the entry is fetched in the foreground when due
     finally:
         os.close(log_fd)
-
-
-def after_serving(
-    argv: list[str], files: KeyFiles, asker: str | None, phase: str, now: float
-) -> None:
-    """What follows serving a cached entry, on either path: note who asked (for healing)
-    and, in the ahead stage, start a refresh unless one started recently.
-
-    It never raises: the credential is already served, and bookkeeping must not turn
-    that into a failure (contextlib.suppress would cost the hot path milliseconds).
-    """
-    try:
-        note_served(files.served, asker, now)
-        if phase == AHEAD and due(files.ahead, now):
-            start(argv, files.ahead, files.log)
-    except Exception:  # noqa: S110
-        pass
 
 
 def bound_log() -> None:

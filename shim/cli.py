@@ -1,8 +1,8 @@
 """The full command line: argparse, the actions, and the one error boundary.
 
-`shim.fast` serves plain cache hits without coming here; everything else
+`shim.main` serves plain cache hits without coming here; everything else
 (misses, --refresh, --purge, --list, --help, usage errors, `shim kubeconfig`)
-comes through `main`, and every failure leaves through `guarded`.
+comes through `run`, and every failure leaves through `guarded`.
 """
 
 from __future__ import annotations
@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Mapping, Sequence
+from typing import Callable, NoReturn
 
 from shim import __version__, crash, log, store
 from shim.backends import BACKENDS
 from shim.background import FLAG
 from shim.errors import EXIT_INTERRUPTED, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
-from shim.files import write_credential
 from shim.flow import get_credential, refresh_in_background
+from shim.lookup import deliver
 from shim.meta import decode as decode_meta
 from shim.meta import printable
 from shim.options import (
@@ -28,12 +30,7 @@ from shim.options import (
     debug_requested,
     split_command,
 )
-from shim.selection import cache_dir_setting, resolve
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Callable, NoReturn
+from shim.request import cache_dir_setting, resolve
 
 USAGE = """\
 shim [SELECTION] [OPTIONS]
@@ -96,7 +93,36 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
+def build_kubeconfig_parser() -> Parser:
+    """The parser of `shim kubeconfig {wrap,unwrap} ...`."""
+    from shim import kubeconfig
+
+    parser = Parser(
+        prog="shim kubeconfig",
+        allow_abbrev=False,
+        description=(kubeconfig.__doc__ or "").splitlines()[0],
+        epilog=kubeconfig.HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=("wrap", "unwrap"), help="see below")
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="the file to edit (default: $KUBECONFIG's files, else ~/.kube/config)",
+    )
+    parser.add_argument(
+        "--context",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="only this context's user (repeatable; default: every EKS user)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    parser.add_argument(*VERBOSE_FLAGS, action="store_true", help="explain on stderr")
+    return parser
+
+
+def run(argv: Sequence[str]) -> int:
     """Run the command line (the arguments after the program's name); the exit code."""
     args = list(argv)
     log.set_verbose(debug_requested(os.environ))
@@ -113,8 +139,13 @@ def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
 
         if rest is not args:  # `shim -v kubeconfig ...`
             log.set_verbose(True)
-        return kubeconfig.main(rest[1:], Parser)
-    return run(args, environ)
+        parsed = build_kubeconfig_parser().parse_args(rest[1:])
+        if parsed.verbose:
+            log.set_verbose(True)
+        return kubeconfig.run(
+            parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, environ
+        )
+    return credential_command(args, environ)
 
 
 def guarded(action: Callable[[], int], environ: Mapping[str, str]) -> int:
@@ -135,8 +166,8 @@ def guarded(action: Callable[[], int], environ: Mapping[str, str]) -> int:
         return crash.report(error, environ)
 
 
-def run(argv: list[str], environ: Mapping[str, str]) -> int:
-    """Parse the options and do what they ask."""
+def credential_command(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Parse the credential command line and do what it asks."""
     options_argv, command = split_command(argv)
     parsed = build_parser().parse_args(options_argv)
     if parsed.verbose:
@@ -150,7 +181,7 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     if parsed.purge and command is None:
         purge_selected(values, cache_dir)
         return 0
-    request = resolve(values, command, environ)
+    request = resolve(values, command, environ, argv)
     if parsed.purge:
         purge_command(request.command, request.cache_dir)
         return 0
@@ -158,12 +189,8 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int:
     if parsed.background_refresh:
         refresh_in_background(request, api_version)
         return 0
-    credential = get_credential(request, api_version, argv, force=parsed.refresh)
-    try:
-        write_credential(credential)
-    except BrokenPipeError:  # kubectl went away: nobody to tell (the entry is cached)
-        return 1
-    return 0
+    answer = get_credential(request, api_version, force=parsed.refresh)
+    return deliver(answer.credential, request, answer.found, answer.ahead, time.time())
 
 
 def option_values(parsed: argparse.Namespace) -> dict[str, str]:
@@ -242,7 +269,7 @@ def list_entries(cache_dir: str) -> None:
             rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-", "-"))
             continue
         cells = [cell for _, cell in _described(decode_meta(entry.meta))]
-        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.expiry))
+        expires = log.utc(entry.expiry)
         rows.append((*cells, expires, f"{entry.expiry - now:.0f}s"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:

@@ -29,13 +29,12 @@ def note_cache_dir(cache_dir: str) -> None:
 def report(error: BaseException, environ: Mapping[str, str]) -> int:
     """Log `error` with its traceback, tell the user in one line; the exit code, 3."""
     import platform
-    import time
     import traceback
 
     trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     text = (
         f"eks-token-shim {__version__} crashed at "
-        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
+        f"{log.utc()}\n"
         f"python {sys.version.split()[0]} ({sys.executable}) on {platform.platform()}\n\n{trace}"
     )
     path = _write(text, environ)
@@ -54,7 +53,7 @@ def _write(text: str, environ: Mapping[str, str]) -> str | None:
     data = text.encode("utf-8", "backslashreplace")
     cache_dir = _where.get("cache_dir")
     if cache_dir is None:  # a crash before the options were read: the environment's dir
-        from shim.selection import cache_dir_setting
+        from shim.request import cache_dir_setting
 
         cache_dir = cache_dir_setting({}, environ)
     try:

@@ -1,7 +1,7 @@
 """Validation of what a backend printed: bytes in, a Credential or every problem out.
 
 Pure (no clock, no I/O): the caller decides what to do with an expired one.
-Nothing reaches the cache or kubectl without passing here (issue #2).
+Nothing reaches the cache or kubectl without passing here.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ An entry is one header line and a body:
     eks-token-shim-entry/1 <expiry> <fetched_at> <meta_len> <credential_len> <sha256>\\n
     <meta: JSON for --list><credential: the backend's validated output, printed as is>
 
-The expiry sits in the header so that a cache hit needs no JSON parser (issue #3).
-The lengths and the SHA-256 (of the header's numbers and the body) turn a truncated
-or damaged file into a miss (issue #2).
+The expiry sits in the header so that a cache hit needs no JSON parser. The
+lengths and the SHA-256 (of the header's numbers and the body) turn a truncated or
+damaged file into a miss.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def decode_entry(data: bytes) -> Entry | None:
     return Entry(expiry, fetched_at, body[:meta_len], body[meta_len:])
 
 
-# The life of a cached token (issue #4), from the newest to the oldest:
+# The life of a cached token, from the newest to the oldest:
 MISSING = "missing"  # no usable entry at all
 FRESH = "fresh"  # served as is
 AHEAD = "ahead"  # served, and refreshed in the background
@@ -80,13 +80,19 @@ def stage(
     """
     if entry is None or entry.fetched_at > now:
         return MISSING
-    end = min(entry.expiry, entry.fetched_at + max_age)
+    end = end_of_life(entry.expiry, entry.fetched_at, max_age)
     if now >= end:
         return EXPIRED
     if not is_fresh(end, now, refresh_before):
         return REFRESH
     ahead = min(refresh_ahead, (end - entry.fetched_at) / 2)
     return FRESH if is_fresh(end, now, ahead) else AHEAD  # ahead 0: fresh until REFRESH
+
+
+def end_of_life(expiry: float, fetched_at: float, max_age: float) -> float:
+    """When a token fetched at `fetched_at` stops being served: its expiry, or `max_age`
+    seconds after it was fetched, whichever comes first."""
+    return min(expiry, fetched_at + max_age)
 
 
 def is_fresh(expiry: float, now: float, refresh_before: float) -> bool:

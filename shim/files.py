@@ -1,7 +1,7 @@
 """Careful file I/O: the cache directory, kubeconfig files, and the credential on stdout.
 
 Every file in a cache directory may be something else than it should be: a FIFO,
-a symlink, a directory, a socket, a file of someone else's (issue #8). So files are
+a symlink, a directory, a socket, a file of someone else's. So files are
 opened with O_NONBLOCK (opening a FIFO never waits for a writer or reader) and
 O_NOFOLLOW, and used only after fstat says they are regular files we own. Writes
 that must not be seen half-done go through a temp file in the same directory and

@@ -1,4 +1,4 @@
-"""The credential-plugin flow, top to bottom (issues #2, #4 and #8).
+"""The credential-plugin flow, top to bottom: from a request to the credential to print.
 
 A cached entry goes through four stages (shim.entry.stage): fresh, served as is;
 ahead, served while a detached process refreshes it; refresh, fetched in the
@@ -15,70 +15,54 @@ invalid output is an error.
 from __future__ import annotations
 
 import errno
-import os
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shim import background, log, store
 from shim.backends import failure_hint
-from shim.client import note_served
-from shim.entry import FRESH, REFRESH, SERVABLE, Entry, is_fresh
+from shim.deadline import Deadline
+from shim.entry import AHEAD, FRESH, REFRESH, SERVABLE, Entry, end_of_life, is_fresh
 from shim.errors import BackendError
 from shim.execinfo import cluster_info
-from shim.fast import entry_stage, key_files, look_up
 from shim.lock import KeyLock
+from shim.lookup import Lookup, key_files, look_up, stage_of
 from shim.process import describe, start
+from shim.request import Request
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Callable
-
-    from shim.credential import Credential
-    from shim.selection import Request
-
+    from shim.credential import Credential  # orjson: imported while the backend runs
 
 # Why a lock file could not be made, when nothing could be written in the directory.
 _UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
-class Deadline:
-    """The monotonic time by which a call must be done (--timeout, from the call's start)."""
+@dataclass(frozen=True)
+class Answer:
+    """The credential to print, and what shim.lookup.deliver needs for the bookkeeping."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return max(0.0, self.at - time.monotonic())
+    credential: bytes
+    found: Lookup | None  # the cache lookup it came through; None: no cache
+    ahead: bool  # served from an entry due for a refresh ahead
 
 
-def get_credential(
-    request: Request,
-    api_version: str,
-    argv: list[str],
-    force: bool,
-    clock: Callable[[], float] = time.time,
-    environ: Mapping[str, str] = os.environ,
-) -> bytes:
-    """The credential to print: a servable cached one, else a newly fetched and validated one."""
+def get_credential(request: Request, api_version: str, force: bool) -> Answer:
+    """A servable cached credential, else a newly fetched and validated one."""
     deadline = Deadline(request.timeout)
     problem = store.cache_dir_problem(request.cache_dir)
     if problem is not None:
         log.warn(f"{problem}: working without a cache")
-        return fetch(request, api_version, deadline).output
-    now = clock()
-    found = look_up(request, api_version, environ, now, force)
-    entry, files = found.entry, found.files
-    if entry is not None and found.stage in SERVABLE:  # (None's stage is MISSING: for mypy)
-        if not (found.asked_again and rejected_by_server(entry, environ, deadline)):
-            log.debug(f"cache hit ({found.stage}): {files.entry}")
-            background.after_serving(argv, files, found.asker, found.stage, now)
-            return entry.credential
-        store.remove_entry(files)  # (a fresh entry another shim writes meanwhile is served)
-        entry = None
-    credential = fetch_and_cache(request, api_version, files, entry, force, clock, deadline)
-    note_served(files.served, found.asker, clock())
-    return credential
+        return Answer(fetch(request, api_version, deadline).output, None, False)
+    found = look_up(request, api_version, time.time(), force)
+    stale = found.entry
+    if found.servable is not None:
+        if not (found.asked_again and rejected_by_server(found.servable, request, deadline)):
+            log.debug(f"cache hit ({found.stage}): {found.files.entry}")
+            return Answer(found.servable.credential, found, found.stage == AHEAD)
+        store.remove_entry(found.files)  # (a fresh entry another shim writes meanwhile is served)
+        stale = None
+    credential = fetch_and_cache(request, api_version, found.files, stale, force, deadline)
+    return Answer(credential, found, False)
 
 
 def fetch_and_cache(
@@ -87,7 +71,6 @@ def fetch_and_cache(
     files: store.KeyFiles,
     stale: Entry | None,
     force: bool,
-    clock: Callable[[], float],
     deadline: Deadline,
 ) -> bytes:
     """Fetch with the key's lock held where it can be; serve a still-valid entry when the
@@ -97,52 +80,50 @@ def fetch_and_cache(
     except OSError as error:
         log.warn(f"cannot create {request.cache_dir}: {error.strerror}: working without a cache")
         return fetch(request, api_version, deadline).output
+    lock = KeyLock(files.lock)
     # Half the time left at most for another process's fetch: then the backend gets the rest.
-    lock = KeyLock(files.lock, deadline.left() / 2)
+    wait = deadline.share(0.5)
     try:
-        held = lock.__enter__()
+        if not lock.acquire(wait):
+            log.warn(f"another shim held {files.lock} for {wait.seconds:.3g} s: fetching anyway")
     except OSError as error:
         reason = error.strerror or str(error)
         if error.errno in _UNWRITABLE:  # the entry could not be written either: one warning
             log.warn(f"cannot write in {request.cache_dir}: {reason}: working without a cache")
             return fetch(request, api_version, deadline).output
         log.warn(f"cannot lock {files.lock}: {reason}: fetching without the lock")
-        held = None
     try:
-        if held is False:
-            log.warn(f"another shim held {files.lock} for {lock.timeout:.3g} s: fetching anyway")
         if not force:
             # Whoever held the lock before us may have fetched it already (one backend run).
             stale = store.read_entry(files.entry) or stale
-            if stale is not None and entry_stage(stale, clock(), request) in SERVABLE:
+            if stale is not None and stage_of(stale, time.time(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential
         try:
             credential = fetch(request, api_version, deadline)
         except BackendError as error:
-            if stale is None or entry_stage(stale, clock(), request) != REFRESH:
+            if stale is None or stage_of(stale, time.time(), request) != REFRESH:
                 raise
             # Stale-if-error: the token has not expired yet, only its refresh is due.
-            left = min(stale.expiry, stale.fetched_at + request.max_age) - clock()
+            left = end_of_life(stale.expiry, stale.fetched_at, request.max_age) - time.time()
             log.warn(f"{error.message}: serving the cached credential, valid for {left:.0f} s more")
             return stale.credential
-        save_if_cacheable(files.entry, request, credential, clock())
+        save_if_cacheable(files.entry, request, credential, time.time())
         return credential.output
     finally:
-        if held is not None:
-            lock.__exit__(None, None, None)
+        lock.release()
 
 
-def rejected_by_server(entry: Entry, environ: Mapping[str, str], deadline: Deadline) -> bool:
+def rejected_by_server(entry: Entry, request: Request, deadline: Deadline) -> bool:
     """Heal: the same kubectl process asked again; whether the server now answers 401."""
-    cluster = cluster_info(environ)
+    cluster = cluster_info(request.env)
     if cluster is None:
         log.debug("asked again by the same process, without cluster info: serving the cache")
         return False
     token = _token_of(entry.credential)
     from shim import verify
 
-    check = min(verify.TIMEOUT, deadline.left())
+    check = Deadline(min(verify.TIMEOUT, deadline.left()))
     if token is None or not verify.rejected(cluster, token, check):
         log.debug("asked again by the same process; the server still accepts the cached token")
         return False
@@ -150,9 +131,7 @@ def rejected_by_server(entry: Entry, environ: Mapping[str, str], deadline: Deadl
     return True
 
 
-def refresh_in_background(
-    request: Request, api_version: str, clock: Callable[[], float] = time.time
-) -> None:
+def refresh_in_background(request: Request, api_version: str) -> None:
     """The detached child of a refresh ahead: refresh the entry once, unless it is done
     already. Nobody waits for it: what it has to say goes to background.log."""
     background.bound_log()
@@ -161,22 +140,26 @@ def refresh_in_background(
     files = key_files(request, api_version)
     if store.cache_dir_problem(request.cache_dir) is not None:
         return
+    lock = KeyLock(files.lock)
     try:
-        with KeyLock(files.lock, 0) as held:
-            entry = store.read_entry(files.entry)
-            if not held or entry is None:
-                return  # a fetch is running, or the entry went away: nothing to get ahead of
-            if entry_stage(entry, clock(), request) == FRESH:
-                return  # another process refreshed it
-            try:
-                credential = fetch(request, api_version, deadline)
-            except BackendError as error:
-                log.error(f"background refresh: {error.message}; the cached entry stays")
-                return
-            save_if_cacheable(files.entry, request, credential, clock())
+        held = lock.acquire(Deadline(0))
     except OSError as error:
         log.error(f"background refresh: cannot lock {files.lock}: {error.strerror or error}")
         return
+    try:
+        entry = store.read_entry(files.entry)
+        if not held or entry is None:
+            return  # a fetch is running, or the entry went away: nothing to get ahead of
+        if stage_of(entry, time.time(), request) == FRESH:
+            return  # another process refreshed it
+        try:
+            credential = fetch(request, api_version, deadline)
+        except BackendError as error:
+            log.error(f"background refresh: {error.message}; the cached entry stays")
+            return
+        save_if_cacheable(files.entry, request, credential, time.time())
+    finally:
+        lock.release()
     log.debug(f"background refresh of {describe(request.command)} done")
 
 
@@ -186,14 +169,14 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
         log.debug(f"running {describe(request.command)}")
     from shim.kuberc import read_policy
 
-    # kubectl's credential-plugin policy, which the shim never widens (issue #10).
+    # kubectl's credential-plugin policy, which the shim never widens.
     argv = read_policy(request.env).resolve(request.command, request.env)
     with start(argv, request.env) as backend:
-        # Imported while the backend runs: orjson costs tens of ms (issue #3).
+        # Imported while the backend runs: orjson costs tens of ms.
         from shim.credential import validate
 
         try:
-            output = backend.finish(deadline.at, deadline.seconds)
+            output = backend.finish(deadline)
         except BackendError as error:
             error.hint = failure_hint(request.command, request.env, backend.stderr_tail)
             raise
@@ -206,11 +189,11 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
 
 def save_if_cacheable(path: str, request: Request, credential: Credential, now: float) -> None:
     """Cache `credential` unless it has no expiry or is due for refresh; never fail for it:
-    the credential is valid, and kubectl gets it whatever happens to the cache (issue #8)."""
+    the credential is valid, and kubectl gets it whatever happens to the cache."""
     if credential.expiry is None:
         log.warn(f"{describe(request.command)} gave no expirationTimestamp: printed, not cached")
         return
-    end = min(credential.expiry, now + request.max_age)
+    end = end_of_life(credential.expiry, now, request.max_age)
     if not is_fresh(end, now, request.refresh_before):
         left = credential.expiry - now
         state = f"expires in {left:.0f} s" if left > 0 else f"expired {-left:.0f} s ago"
@@ -233,7 +216,7 @@ def save_if_cacheable(path: str, request: Request, credential: Credential, now: 
     except Exception as error:  # a bookkeeping bug must not cost kubectl a valid credential
         log.warn(f"could not cache the credential ({type(error).__name__}): printed, not cached")
         return
-    log.debug(f"cached until {end - request.refresh_before:.0f}: {path}")
+    log.debug(f"cached until {log.utc(end - request.refresh_before)}: {path}")
 
 
 def _token_of(credential: bytes) -> str | None:

@@ -1,6 +1,6 @@
 """Cache keys: which requests may share a cached credential.
 
-Pure, and the same function on the hot path and the full CLI (issue #3), so a
+Pure, and the same function on the hot path and the full CLI, so a
 credential cached by a miss is found by the next hit.
 """
 
@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - Python >= 3.12 renamed it
         from hashlib import sha256 as _sha256
 
 # The environment variables that change which identity signs the token, or how:
-# two requests that differ in any of them never share an entry (issues #2, #8).
+# two requests that differ in any of them never share an entry.
 # Secrets (AWS_SECRET_ACCESS_KEY, AZURE_CLIENT_SECRET...) are left out on purpose:
 # the variables that name the identity already tell identities apart. OIDC plugins
 # (int128/kubelogin) take issuer and client as arguments, which the key holds.

@@ -4,16 +4,15 @@ YAML is edited with ruamel.yaml's round-trip mode, so that users' files keep the
 comments, key order and quoting; it is imported only here, never on the credential
 path. Files are written atomically with their mode kept; before the first wrap a
 single backup `<file>.eks-token-shim.bak` is kept. Nothing is written unless every
-file parses (issue #5).
+file parses.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from shim import kuberc, log
+from shim import LAUNCHERS, kuberc, log
 from shim.errors import ShimError
 from shim.files import replace_file
 from shim.kuberc import round_trip_yaml
@@ -21,7 +20,7 @@ from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from typing import Any
 
 BACKUP_SUFFIX = ".eks-token-shim.bak"
@@ -112,7 +111,7 @@ def write_atomically(path: str, document: Any, backup: bool) -> None:
 def shim_command() -> str:
     """The absolute path kubeconfig should run: tools started from a GUI have another PATH."""
     launched = sys.argv[0] if sys.argv else ""
-    if os.path.basename(launched) in ("shim", "eks-get-token-use-cache"):
+    if os.path.basename(launched) in LAUNCHERS:
         return os.path.abspath(launched)
     beside = os.path.join(os.path.dirname(sys.executable), "shim")
     if os.path.exists(beside):
@@ -175,7 +174,7 @@ def _allowlist_change(
     environ: Mapping[str, str],
 ) -> dict[str, str] | None:
     """What wrap must add to kubectl's allowlist so that kubectl runs the shim in front of
-    commands it allows today: {"kuberc": file, "kubercEntry": shim}, or None (issue #10)."""
+    commands it allows today: {"kuberc": file, "kubercEntry": shim}, or None."""
     if policy_file is None or policy_file.policy.type == kuberc.ALLOW_ALL:
         return None
     policy = policy_file.policy
@@ -249,33 +248,3 @@ unwrap: give those users back exactly the exec sections they had before wrap.
 
 Both print one line per changed user; --dry-run prints them and writes nothing.
 Run wrap again after `aws eks update-kubeconfig` rewrites an entry."""
-
-
-def main(argv: Sequence[str], parser_class: type[argparse.ArgumentParser] | None = None) -> int:
-    """`shim kubeconfig {wrap,unwrap} [--kubeconfig PATH] [--context NAME]... [--dry-run]`."""
-    parser = (parser_class or argparse.ArgumentParser)(
-        prog="shim kubeconfig",
-        allow_abbrev=False,
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        epilog=HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("action", choices=("wrap", "unwrap"), help="see below")
-    parser.add_argument(
-        "--kubeconfig",
-        metavar="PATH",
-        help="the file to edit (default: $KUBECONFIG's files, else ~/.kube/config)",
-    )
-    parser.add_argument(
-        "--context",
-        metavar="NAME",
-        action="append",
-        default=[],
-        help="only this context's user (repeatable; default: every EKS user)",
-    )
-    parser.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
-    parser.add_argument("-v", "--verbose", action="store_true", help="explain on stderr")
-    parsed = parser.parse_args(argv)
-    if parsed.verbose:
-        log.set_verbose(True)
-    return run(parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, os.environ)

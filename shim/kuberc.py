@@ -99,7 +99,7 @@ def read_policy(environ: Mapping[str, str]) -> Policy:
 
 def _read(path: str) -> bytes | None:
     """The kuberc's bytes; None when there is none. A FIFO or a directory there is a
-    refusal, never a wait (issue #8); a symlink is followed, as kubectl follows it."""
+    refusal, never a wait; a symlink is followed, as kubectl follows it."""
     try:
         fd, _ = open_regular(path, os.O_RDONLY, follow=True)
     except FileNotFoundError:

@@ -5,8 +5,8 @@ holder dies, so a lock left by a killed process never blocks the next call.
 
 Two implementations with the same semantics (tests run both):
 - `flock`: fcntl.flock(2) directly, on POSIX. It costs nothing to import, where
-  `import portalocker` costs about 150 ms on our 2-core machine (measured in
-  issue #3): that would come straight on top of every refresh.
+  `import portalocker` costs 60-150 ms on a 2-core machine (its `__about__` loads
+  importlib.metadata): that would come straight on top of every refresh.
 - `portalocker`: the cross-platform library, used where fcntl does not exist (Windows).
   On POSIX it makes the same flock(2) call, so both kinds of holders exclude each other.
 """
@@ -21,6 +21,8 @@ from shim.files import make_0600, open_regular
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Callable
+
+    from shim.deadline import Deadline
 
 _FIRST_POLL = 0.001
 _LAST_POLL = 0.05
@@ -67,27 +69,26 @@ DEFAULT_IMPLEMENTATION = "flock" if os.name == "posix" else "portalocker"
 
 def _open(path: str) -> IO[Any]:
     """The lock file, opened as shim.files opens everything in the cache directory: a FIFO,
-    symlink or directory there is an OSError, never a hang (issue #8)."""
+    symlink or directory there is an OSError, never a hang."""
     fd, st = open_regular(path, os.O_RDWR | os.O_CREAT)
     make_0600(fd, st)
     return os.fdopen(fd, "r+b", buffering=0)  # held until release
 
 
 class KeyLock:
-    """`with KeyLock(path, timeout) as held:` held is False when `timeout` ran out first.
+    """The lock of one key: `acquire(deadline)` waits for it, `release()` lets it go.
 
-    Entering raises OSError when the lock file cannot be opened (a read-only or full
+    `acquire` raises OSError when the lock file cannot be opened (a read-only or full
     file system, something else than a file at its path): the caller decides.
     """
 
-    def __init__(self, path: str, timeout: float, implementation: str = DEFAULT_IMPLEMENTATION):
+    def __init__(self, path: str, implementation: str = DEFAULT_IMPLEMENTATION) -> None:
         self.path = path
-        self.timeout = timeout
         self._try, self._release = IMPLEMENTATIONS[implementation]
         self._file: IO[Any] | None = None
 
-    def __enter__(self) -> bool:
-        deadline = time.monotonic() + self.timeout
+    def acquire(self, deadline: Deadline) -> bool:
+        """Take the lock, waiting until `deadline` at most; whether it was taken."""
         poll = _FIRST_POLL
         while True:
             file = _open(self.path)
@@ -99,12 +100,13 @@ class KeyLock:
                 file.close()
                 continue
             file.close()
-            if time.monotonic() >= deadline:
+            if deadline.passed():
                 return False
             time.sleep(poll)
             poll = min(poll * 2, _LAST_POLL)
 
-    def __exit__(self, *exc_info: object) -> None:
+    def release(self) -> None:
+        """Let the lock go, if it is held."""
         if self._file is not None:
             self._release(self._file)
             self._file.close()

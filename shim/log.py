@@ -6,6 +6,7 @@ Nothing logged here ever contains a token: messages name commands, files and tim
 from __future__ import annotations
 
 import sys
+import time
 
 PREFIX = "eks-token-shim: "
 _state = {"verbose": False, "timestamps": False}
@@ -26,12 +27,13 @@ def is_verbose() -> bool:
     return _state["verbose"]
 
 
-def _write(level: str, message: str) -> None:
-    stamp = ""
-    if _state["timestamps"]:
-        import time
+def utc(seconds: float | None = None) -> str:
+    """Unix `seconds` (default: now) as kubectl writes times: 2006-01-02T15:04:05Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())
+
+def _write(level: str, message: str) -> None:
+    stamp = utc() + " " if _state["timestamps"] else ""
     sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")  # stderr is line-buffered (3.9+)
 
 

@@ -3,7 +3,7 @@
 Encoded with the standard library's json, which round-trips any str Python gives
 us, lone surrogates included: arguments and environment are bytes on POSIX, and a
 cluster or profile name that is not UTF-8 arrives as surrogate-escaped text. orjson
-refuses those, and that used to throw a valid credential away (issue #8).
+refuses those, and that used to throw a valid credential away.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from shim.backends import Selection, selection_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from shim.selection import Request
+    from shim.request import Request
 
 
 def encode(request: Request, api_version: str) -> bytes:

@@ -1,11 +1,11 @@
 """The command-line options, in one table that both parsers read.
 
-Each option's flags, environment variable, default and help live here, and
-nowhere else: `cli` builds its argparse parser from this table, `selection` reads
-defaults and variables from it, and the hot path (`fast`) reads a plain
-credential request with `scan`, which needs no argparse (issue #3). `scan`
-answers None whenever it is not sure, and the full CLI then decides, so the two
-parsers can never disagree about a request the hot path serves.
+Each option's flags, environment variable, default, kind, limits and help live
+here, and nowhere else: `cli` builds its argparse parser from this table, `request`
+reads defaults, variables and limits from it, and the hot path (`main`) reads a
+plain credential request with `scan`, which needs no argparse. `scan` answers None
+whenever it is not sure, and the full CLI then decides, so the two parsers can
+never disagree about a request the hot path serves.
 """
 
 from __future__ import annotations
@@ -18,11 +18,30 @@ if TYPE_CHECKING:
 REPEAT_SEPARATOR = "\0"
 DEBUG_ENV = "EKS_SHIM_DEBUG"  # =1 works as -v, wherever the shim runs (kubeconfig's env)
 
+# The kinds of value an option takes.
+TEXT = "text"
+SECONDS = "seconds"  # zero to `maximum` seconds
+POSITIVE_SECONDS = "positive seconds"  # more than zero, to `maximum` seconds
+ENV_NAME = "environment variable name"
+# poll(2) takes an int of milliseconds: a day is far beyond any backend, and far below that.
+MAX_TIMEOUT = 86400.0
+MAX_SECONDS = 366 * 86400.0  # refresh windows and ages: a year covers any token
+
 
 class Option:
-    """One option that takes a value."""
+    """One option that takes a value. (This module is on the hot path: no dataclass.)"""
 
-    __slots__ = ("default", "dest", "env", "flags", "help", "metavar", "repeatable")
+    __slots__ = (
+        "default",
+        "dest",
+        "env",
+        "flags",
+        "help",
+        "kind",
+        "maximum",
+        "metavar",
+        "repeatable",
+    )
 
     def __init__(
         self,
@@ -32,6 +51,8 @@ class Option:
         help: str,
         env: str = "",
         default: str = "",
+        kind: str = TEXT,
+        maximum: float = MAX_SECONDS,
         repeatable: bool = False,
     ) -> None:
         self.flags = flags
@@ -40,7 +61,9 @@ class Option:
         self.help = help
         self.env = env
         self.default = default
-        self.repeatable = repeatable
+        self.kind = kind
+        self.maximum = maximum  # for the seconds kinds
+        self.repeatable = repeatable  # each value counts, not only the last
 
 
 # Selection: which EKS credential to get. With `-- COMMAND` none of them may be given.
@@ -77,6 +100,7 @@ SETTINGS = (
         "fetch a new token when fewer than SEC seconds of validity remain",
         env="EKS_SHIM_REFRESH_BEFORE",
         default="60",
+        kind=SECONDS,
     ),
     Option(
         ("--refresh-ahead",),
@@ -86,6 +110,7 @@ SETTINGS = (
         "background (0: never)",
         env="EKS_SHIM_REFRESH_AHEAD",
         default="300",
+        kind=SECONDS,
     ),
     Option(
         ("--max-age",),
@@ -94,6 +119,7 @@ SETTINGS = (
         "never serve an entry longer than SEC seconds after it was fetched, whatever its expiry",
         env="EKS_SHIM_MAX_AGE",
         default="3600",
+        kind=SECONDS,
     ),
     Option(
         ("--timeout",),
@@ -101,12 +127,15 @@ SETTINGS = (
         "SEC",
         "the whole call's deadline: lock wait, backend, token check",
         default="60",
+        kind=POSITIVE_SECONDS,
+        maximum=MAX_TIMEOUT,
     ),
     Option(
         ("--key-env",),
         "key_env",
         "NAME",
         "also key the cache on this environment variable (repeatable)",
+        kind=ENV_NAME,
         repeatable=True,
     ),
 )

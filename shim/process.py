@@ -1,11 +1,11 @@
 """The one place that runs a backend command: an argv list, never a shell string.
 
 Started and finished in two steps, so that the caller can prepare validation
-while the backend (hundreds of milliseconds of AWS CLI) runs (issue #3):
+while the backend (hundreds of milliseconds of AWS CLI) runs:
 
     with start(argv, env) as backend:
         ...                               # imports, while it runs
-        output = backend.finish(deadline)
+        output = backend.finish(deadline)  # a shim.deadline.Deadline
 
 stdin is inherited (MFA prompts); stdout is captured: it is the credential, and
 only a valid one reaches kubectl. stderr is passed on to ours as it comes, and its
@@ -14,7 +14,7 @@ last few kB kept, so that a failure can be explained (an expired SSO session).
 The backend runs in its own process group, so that a timeout, or SIGTERM, SIGHUP
 or SIGINT to us, ends it and everything it started (a credential helper, a `sleep`
 in a wrapper script), TERM first and KILL after a short grace; no orphan is left
-under init (issue #8). When stdin is our terminal and we are its foreground, the
+under init. When stdin is our terminal and we are its foreground, the
 backend's group is made the foreground for as long as it runs, as a shell does
 for a job: a prompt it reads from the terminal must not stop it (SIGTTIN).
 
@@ -30,6 +30,7 @@ import os
 import signal
 import time
 
+from shim.deadline import Deadline
 from shim.errors import (
     EXIT_NOT_EXECUTABLE,
     EXIT_TIMEOUT,
@@ -60,7 +61,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
-class Backend:
+class BackendProcess:
     """A backend started in its own process group: its pid (= group id), its stdout pipe."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
@@ -119,7 +120,7 @@ class Backend:
         if terminal:
             self._terminal = _hand_terminal(self.pid)
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> BackendProcess:
         return self
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
@@ -143,14 +144,15 @@ class Backend:
             signal.signal(signum, handler)
         self._handlers.clear()
 
-    def finish(self, deadline: float, timeout: float) -> bytes:
-        """Wait until the monotonic `deadline`; the backend's stdout, or a BackendError with
-        the command and exit code. `timeout` is the whole call's, for the message."""
+    def finish(self, deadline: Deadline) -> bytes:
+        """Wait until `deadline` (the whole call's) at most; the backend's stdout, or a
+        BackendError with the command and exit code."""
         try:
             stdout, status = self._collect(deadline)
         except TimeoutError:
             raise BackendError(
-                f"{describe(self.argv)} timed out (--timeout {timeout:g} s) and was killed",
+                f"{describe(self.argv)} timed out (--timeout {deadline.seconds:g} s) "
+                "and was killed",
                 EXIT_TIMEOUT,
             ) from None
         code = os.waitstatus_to_exitcode(status)
@@ -161,7 +163,7 @@ class Backend:
             raise BackendError(f"{describe(self.argv)} failed with exit code {code}", exit_code)
         return stdout
 
-    def _collect(self, deadline: float) -> tuple[bytes, int]:
+    def _collect(self, deadline: Deadline) -> tuple[bytes, int]:
         """stdout whole, and the exit status; stderr passed on as it comes. A backend that
         exits while something it started still holds stderr is not waited for."""
         import select
@@ -173,8 +175,8 @@ class Backend:
         while open_fds:
             if self._stdout not in open_fds and status is None:
                 status = _reaped_status(self.pid)
-            left = deadline - time.monotonic()
-            if left <= 0:
+            left = deadline.left()
+            if not left:
                 raise TimeoutError
             # Once stdout is closed, look in on the backend now and then: it may be gone.
             wait = left if self._stdout in open_fds else min(left, 0.02)
@@ -201,9 +203,9 @@ class Backend:
             pass  # our own stderr is gone: the backend's messages have nowhere to go
 
 
-def start(argv: list[str], env: dict[str, str]) -> Backend:
+def start(argv: list[str], env: dict[str, str]) -> BackendProcess:
     """Start `argv` (looked up on PATH) with `env`, its stdout piped to us; use it with `with`."""
-    return Backend(argv, env)
+    return BackendProcess(argv, env)
 
 
 def _start_error(argv: list[str], error: OSError) -> BackendError:
@@ -245,9 +247,9 @@ def end_group(pgid: int, grace: float = GRACE) -> None:
     """End the process group led by our child `pgid`: TERM, then KILL after `grace`, reaped."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    until = time.monotonic() + grace
+    grace_over = Deadline(grace)
     reaped = False
-    while time.monotonic() < until:
+    while not grace_over.passed():
         if not reaped:
             reaped = _reaped(pgid)
         if reaped and not _group_alive(pgid):
@@ -283,7 +285,7 @@ def _reaped_status(pid: int) -> int | None:
     return status if done else None
 
 
-def _wait(pid: int, deadline: float) -> int:
+def _wait(pid: int, deadline: Deadline) -> int:
     # stdout is closed: the backend is exiting. Poll rather than block, in case it
     # closed stdout and went on running.
     pause = 0.0005
@@ -291,7 +293,7 @@ def _wait(pid: int, deadline: float) -> int:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
-        if time.monotonic() >= deadline:
+        if deadline.passed():
             raise TimeoutError
         time.sleep(pause)
         pause = min(pause * 2, 0.02)

@@ -5,8 +5,8 @@ Files are 0600 in a 0700 directory whatever the umask, written to a temp file in
 the same directory and moved into place (readers never see half an entry), and
 opened through shim.files: never following a symlink, never blocking on a FIFO. A
 directory owned by someone else, or writable by group or others, is not used at
-all (issue #2). Only files whose names the shim could have written itself are ever
-read, listed or removed: a cache directory may hold other people's files (issue #8).
+all. Only files whose names the shim could have written itself are ever
+read, listed or removed: a cache directory may hold other people's files.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from shim.files import (
 
 ENTRY_SUFFIX = ".entry"
 LOCK_SUFFIX = ".lock"
-SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.client)
+SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.lookup)
 AHEAD_SUFFIX = ".ahead"  # its mtime: when a background refresh was last started
 KEY_SUFFIXES = (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX)
 BACKGROUND_LOG = "background.log"

@@ -11,7 +11,7 @@ is both stricter and looser than RFC 3339 and than python-dateutil:
   of 24 hours or 60 minutes"); hour 24 and second 60 are out of range;
 - the day is checked against its month, leap years included; years 0000 to 9999.
 A form kubectl rejects must never be cached: kubectl would then fail on every call
-until the bogus expiry passed (issue #8). tests/test_timestamp.py asks the real
+until the bogus expiry passed. tests/test_timestamp.py asks the real
 kubectl about a table of forms in the same run.
 Pure, and only builtins: the instant is computed here, not by a date library.
 """

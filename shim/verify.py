@@ -1,13 +1,13 @@
 """Ask the API server whether it still accepts a token: one GET /version.
 
 Used only when the same kubectl process asks again right after we served a
-cached token (shim.client), and only with the cluster info kubectl passes with
-`provideClusterInfo: true` (issue #4). TLS is verified with the cluster's CA, and
+cached token (shim.lookup), and only with the cluster info kubectl passes with
+`provideClusterInfo: true`. TLS is verified with the cluster's CA, and
 `tls-server-name`, `insecure-skip-tls-verify` and an http:// `proxy-url` are
 honoured as kubectl would. Only a 401 counts as rejected: a 403, a 200, a timeout
 or anything unexpected means "serve the cached token as usual". The whole check,
 connect, TLS handshake and every read, ends by one deadline: a server that trickles
-its answer a byte at a time cannot hold kubectl (issue #8).
+its answer a byte at a time cannot hold kubectl.
 """
 
 from __future__ import annotations
@@ -15,35 +15,29 @@ from __future__ import annotations
 import base64
 import socket
 import ssl
-import time
+from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from shim.deadline import Deadline
 
 TIMEOUT = 2.0  # seconds for the whole check, at most
 
 
-class _Deadline:
-    """One deadline for every step; each socket operation gets only what is left."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def bound(self, sock: socket.socket) -> socket.socket:
-        # Once nothing is left, settimeout refuses a negative time (ValueError) and 0 makes
-        # the socket non-blocking (an OSError at the next wait): either ends the check.
-        sock.settimeout(self.at - time.monotonic())
-        return sock
+def _bound(sock: socket.socket, deadline: Deadline) -> socket.socket:
+    """`sock`, allowed what is left of `deadline` for its next operation."""
+    left = deadline.left()
+    if not left:
+        raise TimeoutError("the token check ran out of time")
+    sock.settimeout(left)
+    return sock
 
 
-def rejected(cluster: Mapping[str, object], token: str, timeout: float) -> bool:
-    """Whether the server at cluster["server"] answers 401 to `token` within `timeout` s."""
+def rejected(cluster: Mapping[str, object], token: str, deadline: Deadline) -> bool:
+    """Whether the server at cluster["server"] answers 401 to `token` by `deadline`."""
     if not token.isprintable() or " " in token:
         return False  # it could not be sent as a header as it is
     try:
-        status = _status(cluster, token, _Deadline(timeout))
+        status = _status(cluster, token, deadline)
     except (OSError, ValueError, UnicodeError):
         status = 0
     return status == 401
@@ -66,7 +60,7 @@ def _host_header(host: str, port: int | None) -> str:
     return f"{name}:{port}" if port else name
 
 
-def _status(cluster: Mapping[str, object], token: str, deadline: _Deadline) -> int:
+def _status(cluster: Mapping[str, object], token: str, deadline: Deadline) -> int:
     server = urlsplit(str(cluster.get("server")))  # (None: "None", no scheme)
     if server.scheme != "https" or not server.hostname:
         return 0
@@ -75,7 +69,7 @@ def _status(cluster: Mapping[str, object], token: str, deadline: _Deadline) -> i
     sock = _connect(host, port, str(proxy) if proxy else "", deadline)
     name = cluster.get("tls-server-name")
     try:
-        deadline.bound(sock)
+        _bound(sock, deadline)
         tls = _context(cluster).wrap_socket(sock, server_hostname=str(name) if name else host)
     except BaseException:
         sock.close()
@@ -87,12 +81,12 @@ def _status(cluster: Mapping[str, object], token: str, deadline: _Deadline) -> i
             f"Authorization: Bearer {token}\r\nAccept: application/json\r\n"
             "User-Agent: eks-token-shim\r\nConnection: close\r\n\r\n"
         )
-        deadline.bound(tls).sendall(request.encode("ascii"))
+        _bound(tls, deadline).sendall(request.encode("ascii"))
         return _read_status(tls, deadline)
 
 
-def _connect(host: str, port: int, proxy_url: str, deadline: _Deadline) -> socket.socket:
-    left = deadline.at - time.monotonic()
+def _connect(host: str, port: int, proxy_url: str, deadline: Deadline) -> socket.socket:
+    left = deadline.left()
     if not proxy_url:
         return socket.create_connection((host, port), timeout=left)
     proxy = urlsplit(proxy_url)
@@ -106,7 +100,7 @@ def _connect(host: str, port: int, proxy_url: str, deadline: _Deadline) -> socke
     target = _host_header(host, port)
     try:
         connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n"
-        deadline.bound(sock).sendall(connect.encode())
+        _bound(sock, deadline).sendall(connect.encode())
         if _read_status(sock, deadline) != 200:
             raise ValueError("the proxy refused the tunnel")
     except BaseException:
@@ -115,11 +109,11 @@ def _connect(host: str, port: int, proxy_url: str, deadline: _Deadline) -> socke
     return sock
 
 
-def _read_status(sock: socket.socket, deadline: _Deadline) -> int:
+def _read_status(sock: socket.socket, deadline: Deadline) -> int:
     """The status code of an HTTP response on `sock`, reading through the end of its head."""
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
-        chunk = deadline.bound(sock).recv(4096)
+        chunk = _bound(sock, deadline).recv(4096)
         if not chunk:
             break
         head += chunk

@@ -9,6 +9,7 @@ tools' own data, which kubectl preserves.
 
 from __future__ import annotations
 
+from shim import LAUNCHERS
 from shim.backends import program_name, recognise
 from shim.process import describe
 
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 EXTENSION = "eks-token-shim"
-SHIM_NAMES = ("shim", "eks-get-token-use-cache")
 
 
 class Change:
@@ -47,7 +47,7 @@ def wrapped(section: Any) -> bool:
     """Whether an exec section already runs the shim in generic mode."""
     if not hasattr(section, "get"):
         return False
-    runs_shim = program_name(str(section.get("command") or "")) in SHIM_NAMES
+    runs_shim = program_name(str(section.get("command") or "")) in LAUNCHERS
     return runs_shim and list(section.get("args") or [])[:1] == ["--"]
 
 
@@ -74,7 +74,7 @@ def wrap_exec(user_item: Any, shim: str, extra: dict[str, str] | None = None) ->
     section["args"].insert(0, section["command"])
     section["args"].insert(0, "--")
     section["command"] = shim
-    # The shim needs the server and CA to check a token kubectl reports as rejected (issue #4).
+    # The shim needs the server and CA to check a token kubectl reports as rejected.
     section["provideClusterInfo"] = True
     extensions = user.setdefault("extensions", [])
     extensions.append({"name": EXTENSION, "extension": record})

@@ -149,7 +149,7 @@ class Shim:
 
     def as_this_process(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Give this process the environment the shim runs with: for calling it in-process
-        (cli.main, fast.main) with faults injected."""
+        (cli.run, main.main) with faults injected."""
         for name in ("HOME", "PATH", "FAKE_LOG"):
             monkeypatch.setenv(name, self.env[name])
 

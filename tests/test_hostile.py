@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import IN_CI, Shim, age, in_deleted_dir, shim_argv, token_of
 
+from shim.deadline import Deadline
 from shim.entry import Entry, decode_entry, encode_entry
 from shim.files import MAX_READ
 
@@ -793,7 +794,7 @@ def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
     monkeypatch.setattr(os, "posix_spawnp", spawn_then_terminate)
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), process.start(["sleep", "300"], dict(os.environ)) as backend:
-        backend.finish(time.monotonic() + HANG_GUARD, HANG_GUARD)
+        backend.finish(Deadline(HANG_GUARD))
     assert spawned
     assert not child_alive(spawned[0])
     assert signal.getsignal(signal.SIGTERM) is before
@@ -810,5 +811,16 @@ def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
 
     before = sorted(os.listdir("/proc/self/fd"))
     with contextlib.suppress(BackendError), start(argv, dict(os.environ)) as backend:
-        backend.finish(time.monotonic() + HANG_GUARD, HANG_GUARD)
+        backend.finish(Deadline(HANG_GUARD))
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_closed_stdout_is_exit_1_on_a_miss_and_a_hit_alike(shim: Shim) -> None:
+    """kubectl gone before the credential could be written: nobody to tell, the same exit
+    on both paths, and no crash log (it is not a bug); the fetched entry is cached."""
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh", *shim_argv(), "-c", "demo"]
+    for _ in ("miss", "hit"):
+        result = subprocess.run(closed, env=shim.env, capture_output=True, timeout=60, check=False)
+        assert (result.returncode, result.stderr) == (1, b"")
+    assert len(shim.calls()) == 1
+    assert not (shim.cache_dir / "crash.log").exists()

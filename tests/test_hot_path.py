@@ -1,4 +1,4 @@
-"""A deterministic guard for issue #3: what a cache hit imports (no timing here)."""
+"""A deterministic guard of the hot path: what a cache hit imports (no timing here)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Shim, age, token_of
 
-# Each costs milliseconds to tens of milliseconds on every kubectl call (issue #3's table).
+# Each costs milliseconds to tens of milliseconds on every kubectl call.
 FORBIDDEN_ON_A_HIT = {
     "orjson",
     "dateutil",
@@ -34,7 +34,7 @@ FORBIDDEN_ON_A_HIT = {
     "shim.lock",
     "collections",  # ~1.2 ms with collections.abc: what `if TYPE_CHECKING:` blocks import
     "enum",  # ~1.3 ms: what `import signal` or `re` would bring
-    "shim.kuberc",  # kubectl's plugin policy is read on a miss only (issue #10)
+    "shim.kuberc",  # kubectl's plugin policy is read on a miss only
     "ruamel",
     "shim.crash",
     "shim.meta",
@@ -72,7 +72,7 @@ def test_a_cache_hit_imports_nothing_heavy(shim: Shim, args: list[str]) -> None:
     assert hit.stdout == miss.stdout
     assert token_of(hit.stdout)
     miss_modules, hit_modules = imported_modules(miss.stderr), imported_modules(hit.stderr)
-    assert "shim.fast" in hit_modules  # the guard sees our own imports, so it can fail
+    assert "shim.main" in hit_modules  # the guard sees our own imports, so it can fail
     assert {"orjson", "argparse", "shim"} <= top_level(miss_modules)
     assert top_level(hit_modules) & FORBIDDEN_ON_A_HIT == set()
 
@@ -95,7 +95,7 @@ def test_a_hit_that_starts_a_refresh_ahead_imports_nothing_heavy(shim: Shim) -> 
 
 def test_a_miss_starts_the_backend_before_importing_validation(shim: Shim, tmp_path: Path) -> None:
     # shim.flow.fetch starts the backend, then imports shim.credential (orjson, dateutil):
-    # lazily, after everything the miss path needed before the start (issue #3).
+    # lazily, after everything the miss path needed before the start.
     # The backend is `cat`, not the Python fake, whose own -X importtime lines would mix in.
     stamp = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=14)).isoformat()
     credential = tmp_path / "credential.json"
@@ -136,14 +136,14 @@ def test_python_dash_m_serves_the_same_hit(shim: Shim) -> None:
 @pytest.mark.parametrize(
     "broken",
     [
-        "background.note_served",  # after printing: ignored, the hit stands
-        "fast.scan",  # before printing: the full CLI decides, and serves the same entry
+        "lookup.note_served",  # after printing: ignored, the hit stands
+        "main.scan",  # before printing: the full CLI decides, and serves the same entry
     ],
 )
 def test_a_fault_on_the_hot_path_never_fails_the_call(
     shim: Shim, broken: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from shim import background, fast
+    from shim import lookup, main
 
     miss = shim.run("-c", "demo")
     capfd.readouterr()
@@ -152,8 +152,8 @@ def test_a_fault_on_the_hot_path_never_fails_the_call(
         raise RuntimeError("injected")
 
     module, _, name = broken.partition(".")
-    monkeypatch.setattr({"fast": fast, "background": background}[module], name, fault)
+    monkeypatch.setattr({"main": main, "lookup": lookup}[module], name, fault)
     shim.as_this_process(monkeypatch)
-    assert fast.main(["-c", "demo"]) == 0
+    assert main.main(["-c", "demo"]) == 0
     assert capfd.readouterr().out.encode() == miss.stdout  # printed once, whole
     assert len(shim.calls()) == 1

@@ -284,7 +284,7 @@ def test_a_cached_token_is_served_without_reading_kuberc(shim: Shim, private_hom
 
 
 def test_a_fifo_or_symlink_as_kuberc(shim: Shim, private_home: Path) -> None:
-    """A FIFO is a refusal, never a wait (issue #8); a symlink is followed, as kubectl does."""
+    """A FIFO is a refusal, never a wait; a symlink is followed, as kubectl does."""
     kuberc = private_home / ".kube" / "kuberc"
     kuberc.parent.mkdir()
     os.mkfifo(kuberc)

@@ -495,7 +495,7 @@ def test_no_refresh_ahead_starts_without_its_marker(shim: Shim) -> None:
 
 
 def test_a_refresh_ahead_runs_detached_from_kubectl(shim: Shim) -> None:
-    """kubectl waits for every holder of the plugin's stdout and stderr (issue #4), and a
+    """kubectl waits for every holder of the plugin's stdout and stderr, and a
     Ctrl-C goes to its whole session: the child has its own session, /dev/null for stdin
     and stdout, and the cache dir's background.log for stderr."""
     first = token_of(shim.run("-c", "demo").stdout)

@@ -15,6 +15,7 @@ import pytest
 from conftest import Shim, token_of
 
 from shim import __version__, cli, crash, kubeconfig, lock, log
+from shim.deadline import Deadline
 from shim.lock import KeyLock
 
 KUBECONFIG_ENV = {"AWS_PROFILE": "ops"}  # what `aws eks update-kubeconfig --profile` writes
@@ -134,7 +135,7 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
 ) -> None:
     bug_in(monkeypatch, cli, "get_credential")
     shim.as_this_process(monkeypatch)
-    assert cli.main(["-c", "demo"]) == 3
+    assert cli.run(["-c", "demo"]) == 3
     captured = capfd.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
@@ -150,7 +151,7 @@ def test_an_unexpected_error_exits_3_with_one_line_and_a_crash_log(
     assert b"removed 0 cache entries" in shim.run("--purge").stdout  # crash.log is ours
     assert not crash_log.exists()
     try:
-        assert cli.main(["-v", "-c", "demo"]) == 3  # -v: the traceback on stderr as well
+        assert cli.run(["-v", "-c", "demo"]) == 3  # -v: the traceback on stderr as well
     finally:
         log.set_verbose(False)  # (-v is the process's state)
     assert "ZeroDivisionError: injected" in capfd.readouterr().err
@@ -163,7 +164,7 @@ def test_a_bug_while_caching_costs_a_warning_not_the_credential(
 
     bug_in(monkeypatch, meta, "encode", ValueError)
     shim.as_this_process(monkeypatch)
-    assert cli.main(["-c", "demo"]) == 0
+    assert cli.run(["-c", "demo"]) == 0
     captured = capfd.readouterr()
     assert token_of(captured.out.encode())
     assert captured.err.splitlines() == [
@@ -192,7 +193,7 @@ def test_a_crash_before_the_options_are_read_is_logged_where_the_environment_say
     if when == "before the options":
         _crash_in(monkeypatch, cli, "split_command")
     else:
-        _crash_in(monkeypatch, kubeconfig, "main")
+        _crash_in(monkeypatch, kubeconfig, "run")
     shim.as_this_process(monkeypatch)
     cache_dir = shim.cache_dir
     if where == "EKS_SHIM_CACHE_DIR":
@@ -203,7 +204,7 @@ def test_a_crash_before_the_options_are_read_is_logged_where_the_environment_say
     else:
         monkeypatch.delenv("EKS_SHIM_CACHE_DIR", raising=False)
     argv = ["-c", "demo"] if when == "before the options" else ["kubeconfig", "wrap"]
-    assert cli.main(argv) == 3
+    assert cli.run(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     assert line.endswith(f"the traceback is in {cache_dir / 'crash.log'}")
     assert "ZeroDivisionError: injected" in (cache_dir / "crash.log").read_text()
@@ -232,7 +233,7 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
         monkeypatch.delenv("EKS_SHIM_CACHE_DIR", raising=False)
         argv += ["--cache-dir", unusable]
         _crash_in(monkeypatch, cli, "get_credential")
-    assert cli.main(argv) == 3
+    assert cli.run(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     (log_file,) = temp.iterdir()
     assert log_file.name.startswith("eks-token-shim-crash-")
@@ -243,7 +244,7 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
     assert not shim.cache_dir.exists()  # not the default dir either
     with monkeypatch.context() as nowhere:  # (undone before pytest's own temp files)
         nowhere.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
-        assert cli.main(argv) == 3
+        assert cli.run(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     assert line.endswith("a bug in eks-token-shim (no crash log could be written)")
 
@@ -342,8 +343,8 @@ def test_a_purged_lock_file_never_gives_two_holders(
     path, A released the old one. B must not take the lock it now holds alone."""
     path = str(tmp_path / "k.lock")
     descriptors = sorted(os.listdir("/proc/self/fd"))
-    holder_a = KeyLock(path, 0)
-    assert holder_a.__enter__()
+    holder_a = KeyLock(path)
+    assert holder_a.acquire(Deadline(0))
     opened, go = threading.Event(), threading.Event()
     original_open = lock._open
 
@@ -356,18 +357,18 @@ def test_a_purged_lock_file_never_gives_two_holders(
 
     monkeypatch.setattr(lock, "_open", slow_open)
     result: list[bool] = []
-    waiter_b = KeyLock(path, 1.0)
-    thread = threading.Thread(target=lambda: result.append(waiter_b.__enter__()))
+    waiter_b = KeyLock(path)
+    thread = threading.Thread(target=lambda: result.append(waiter_b.acquire(Deadline(1.0))))
     thread.start()
     assert opened.wait(10)
     os.unlink(path)  # --purge
-    holder_c = KeyLock(path, 0)
-    assert holder_c.__enter__()
-    holder_a.__exit__(None, None, None)
+    holder_c = KeyLock(path)
+    assert holder_c.acquire(Deadline(0))
+    holder_a.release()
     go.set()
     thread.join(10)
     assert result == [False], "B took a lock that C holds"
-    holder_c.__exit__(None, None, None)
+    holder_c.release()
     assert sorted(os.listdir("/proc/self/fd")) == descriptors  # B closed the file it let go
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from shim.backends import BACKENDS, recognise, selection_of
 from shim.cli import build_parser, option_values
 from shim.options import VALUE_OPTIONS, scan, split_command
-from shim.selection import resolve
+from shim.request import resolve
 
 flags = [flag for option in VALUE_OPTIONS for flag in option.flags]
 words = st.sampled_from(
@@ -78,7 +78,7 @@ def test_split_command_at_the_first_double_dash() -> None:
 
 
 def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
-    request = resolve({"cluster": "c", "profile": "p", "region": "r"}, None, {"HOME": "/h"})
+    request = resolve({"cluster": "c", "profile": "p", "region": "r"}, None, {"HOME": "/h"}, [])
     assert request.command == [
         "aws",
         "--region",
@@ -95,11 +95,13 @@ def test_profile_goes_to_the_environment_and_region_to_the_argv() -> None:
 
 
 def test_a_cache_dir_under_home_is_under_the_given_environments_home() -> None:
-    assert resolve({"cluster": "c", "cache_dir": "~"}, None, {"HOME": "/h"}).cache_dir == "/h"
-    assert resolve({"cluster": "c", "cache_dir": "~/c"}, None, {"HOME": "/h/"}).cache_dir == "/h/c"
+    assert resolve({"cluster": "c", "cache_dir": "~"}, None, {"HOME": "/h"}, []).cache_dir == "/h"
+    assert (
+        resolve({"cluster": "c", "cache_dir": "~/c"}, None, {"HOME": "/h/"}, []).cache_dir == "/h/c"
+    )
     # Without HOME there, as without it anywhere: Python's (the password database's) home.
     expected = os.path.abspath(os.path.expanduser("~/c"))
-    assert resolve({"cluster": "c", "cache_dir": "~/c"}, None, {}).cache_dir == expected
+    assert resolve({"cluster": "c", "cache_dir": "~/c"}, None, {}, []).cache_dir == expected
 
 
 def test_without_region_the_backend_resolves_it() -> None:
@@ -126,7 +128,7 @@ def test_every_backend_reads_back_what_it_built(
     name: str, cluster: str, region: str | None, role: str | None, profile: str | None
 ) -> None:
     """The backend table's two directions agree: the argv built for a selection is
-    recognised, and reads back as that selection (issue #9: one place per backend fact)."""
+    recognised, and reads back as that selection (one place per backend fact)."""
     argv = BACKENDS[name].argv(cluster, region, role)
     env = {"AWS_PROFILE": profile} if profile else {}
     assert recognise(argv) is BACKENDS[name]

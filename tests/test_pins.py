@@ -1,5 +1,5 @@
 """Behaviours that mutants of the credential path changed while the suite still passed
-(issue #11's examples): each test here pins one of them, through the real CLI."""
+(the mutation campaign's examples): each test here pins one of them, through the real CLI."""
 
 from __future__ import annotations
 
@@ -256,13 +256,13 @@ def test_a_damaged_served_note_is_no_repeat_ask(shim: Shim) -> None:
 
 def test_without_proc_the_asking_process_is_its_pid_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """macOS has no /proc/PID/exe (and a parent may be gone): the identity is the pid."""
-    from shim import client
+    from shim import lookup
 
     def no_proc(path: str) -> str:
         raise FileNotFoundError(path)
 
     monkeypatch.setattr(os, "readlink", no_proc)
-    assert client.client_identity() == f"{os.getppid()} "
+    assert lookup.client_identity() == f"{os.getppid()} "
 
 
 def test_the_debug_variable_makes_a_hit_explain_itself(shim: Shim) -> None:

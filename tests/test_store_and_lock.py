@@ -7,12 +7,14 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
 from shim import store
+from shim.deadline import Deadline
 from shim.entry import Entry
 from shim.files import (
     open_append,
@@ -22,7 +24,7 @@ from shim.files import (
     touch_private,
     write_private,
 )
-from shim.lock import IMPLEMENTATIONS, KeyLock
+from shim.lock import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS, KeyLock
 
 KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
 
@@ -89,6 +91,18 @@ def test_dir_problems(tmp_path: Path) -> None:
     assert store.cache_dir_problem(str(tmp_path)) is None
 
 
+@contextlib.contextmanager
+def locked(
+    path: str, seconds: float, implementation: str = DEFAULT_IMPLEMENTATION
+) -> Iterator[bool]:
+    """Hold the lock at `path` (waiting up to `seconds` for it): whether it was taken."""
+    lock = KeyLock(path, implementation)
+    try:
+        yield lock.acquire(Deadline(seconds))
+    finally:
+        lock.release()
+
+
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def implementation(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -96,19 +110,19 @@ def implementation(request: pytest.FixtureRequest) -> str:
 
 def test_the_lock_excludes_and_times_out(tmp_path: Path, implementation: str) -> None:
     path = str(tmp_path / "k.lock")
-    with KeyLock(path, 1, implementation) as held:
+    with locked(path, 1, implementation) as held:
         assert held
-        with KeyLock(path, 0.05, implementation) as second:
+        with locked(path, 0.05, implementation) as second:
             assert not second
-    with KeyLock(path, 0.05, implementation) as again:
+    with locked(path, 0.05, implementation) as again:
         assert again
 
 
 def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
     path = str(tmp_path / "k.lock")
-    with KeyLock(path, 1, "flock") as held:
+    with locked(path, 1, "flock") as held:
         assert held
-        with KeyLock(path, 0.05, "portalocker") as other:
+        with locked(path, 0.05, "portalocker") as other:
             assert not other
 
 
@@ -116,18 +130,18 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementati
     path = str(tmp_path / "k.lock")
     descriptors = sorted(os.listdir("/proc/self/fd"))
     order: list[str] = []
-    first = KeyLock(path, 1, implementation)
-    assert first.__enter__()
+    first = KeyLock(path, implementation)
+    assert first.acquire(Deadline(1))
 
     def wait() -> None:
-        with KeyLock(path, 30, implementation) as held:
+        with locked(path, 30, implementation) as held:
             order.append(f"waiter {held}")
 
     thread = threading.Thread(target=wait)
     thread.start()
     time.sleep(0.3)  # (so that the waiter has found the lock held: it must wait, not give up)
     order.append("release")
-    first.__exit__(None, None, None)
+    first.release()
     thread.join()
     assert order == ["release", "waiter True"]
     assert sorted(os.listdir("/proc/self/fd")) == descriptors  # each look closed its file
@@ -136,10 +150,10 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementati
 def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
     # A purge unlinks the lock file under a holder: a newcomer must not lock the old inode.
     path = str(tmp_path / "k.lock")
-    with KeyLock(path, 1, implementation) as held:
+    with locked(path, 1, implementation) as held:
         assert held
         os.unlink(path)
-        with KeyLock(path, 0.05, implementation) as newcomer:
+        with locked(path, 0.05, implementation) as newcomer:
             assert newcomer  # it locked the new file: the removed one is no longer the lock
         assert os.path.exists(path)
 
@@ -158,7 +172,7 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
         assert store.read_entry(path) is None
         with contextlib.suppress(OSError):  # refused: ENXIO, EISDIR, ELOOP or NotRegular
             write_private(path, b"x")
-        with contextlib.suppress(OSError), KeyLock(path, 0):
+        with contextlib.suppress(OSError), locked(path, 0):
             pass
     (tmp_path / "private").write_bytes(b"x")
     (tmp_path / "private").chmod(0o600)
@@ -203,11 +217,11 @@ def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
         return locked
 
     monkeypatch.setitem(IMPLEMENTATIONS, "purged", (try_then_purged, release))
-    with KeyLock(path, 1, "purged") as held:
+    with locked(path, 1, "purged") as held:
         assert held
         assert purges == []  # the fault happened
         assert os.path.exists(path)
-        with KeyLock(path, 0) as other:
+        with locked(path, 0) as other:
             assert not other  # the file at the path is the one we hold
 
 
@@ -215,10 +229,10 @@ def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> N
     """Waiting for a held lock costs a little CPU time, not seconds of it: a bound
     on CPU, not on the clock (a spinning waiter would burn a core while kubectl waits)."""
     path = str(tmp_path / "k.lock")
-    with KeyLock(path, 1, implementation) as held:
+    with locked(path, 1, implementation) as held:
         assert held
         started = time.process_time()
-        with KeyLock(path, 1.5, implementation) as waiter:
+        with locked(path, 1.5, implementation) as waiter:
             assert not waiter
         assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
 

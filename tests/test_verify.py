@@ -16,6 +16,7 @@ import pytest
 import trustme
 from apiserver import ApiServer, listen
 
+from shim.deadline import Deadline
 from shim.verify import rejected
 
 HANG_GUARD = 30  # seconds: far beyond any healthy check; reaching it means it hung
@@ -31,14 +32,14 @@ def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
 
 def test_a_401_is_rejected_and_a_200_is_not() -> None:
     with ApiServer(lambda token: token == "good") as api:
-        assert rejected(cluster(api), "bad", 1.5)
-        assert not rejected(cluster(api), "good", 2)
+        assert rejected(cluster(api), "bad", Deadline(1.5))
+        assert not rejected(cluster(api), "good", Deadline(2))
     assert api.tokens == ["bad", "good"]
 
 
 def test_a_403_is_not_a_rejected_token() -> None:
     with ApiServer(lambda token: False, reject_status=403) as api:
-        assert not rejected(cluster(api), "t", 2)
+        assert not rejected(cluster(api), "t", Deadline(2))
 
 
 def test_tls_is_verified_with_the_cluster_ca() -> None:
@@ -46,20 +47,22 @@ def test_tls_is_verified_with_the_cluster_ca() -> None:
         assert not rejected(
             cluster(api, **{"certificate-authority-data": base64.b64encode(other.ca_pem).decode()}),
             "t",
-            2,
+            Deadline(2),
         )
         assert api.tokens == []  # the token never went to a server we could not verify
         assert rejected(
             cluster(api, **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
             "t",
-            2,
+            Deadline(2),
         )
 
 
 def test_tls_server_name_is_the_name_checked() -> None:
     with ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t", 2)
-        assert not rejected(cluster(api, **{"tls-server-name": "elsewhere.example"}), "t", 2)
+        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t", Deadline(2))
+        assert not rejected(
+            cluster(api, **{"tls-server-name": "elsewhere.example"}), "t", Deadline(2)
+        )
     assert len(api.tokens) == 1
 
 
@@ -67,9 +70,9 @@ def test_nothing_listening_or_no_https_is_not_rejected() -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t", 2)
-    assert not rejected({"server": "http://127.0.0.1:1"}, "t", 2)
-    assert not rejected({}, "t", 2)
+    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t", Deadline(2))
+    assert not rejected({"server": "http://127.0.0.1:1"}, "t", Deadline(2))
+    assert not rejected({}, "t", Deadline(2))
 
 
 @contextlib.contextmanager
@@ -136,7 +139,7 @@ def root_only() -> None:
 def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> None:
     proxy, seen = connect_proxy
     with ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"proxy-url": proxy}), "t", 2)
+        assert rejected(cluster(api, **{"proxy-url": proxy}), "t", Deadline(2))
     assert len(seen) == 1
     assert seen[0].startswith(b"CONNECT 127.0.0.1:")
     assert b"Proxy-Authorization: Basic " + base64.b64encode(b"user:p@ss") in seen[0]
@@ -144,7 +147,9 @@ def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> No
 
 def test_a_socks_proxy_is_not_guessed_at() -> None:
     with ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t", 2)
+        assert not rejected(
+            cluster(api, **{"proxy-url": "socks5://127.0.0.1:1080"}), "t", Deadline(2)
+        )
     assert api.tokens == []
 
 
@@ -153,7 +158,7 @@ def test_a_server_trickling_its_answer_cannot_hold_the_check() -> None:
     deadline for everything, so it gives up at its timeout and does not count as rejected."""
     with ApiServer(lambda token: False, trickle=0.5) as api:
         started = time.monotonic()
-        assert not rejected(cluster(api), "t", timeout=1.5)
+        assert not rejected(cluster(api), "t", Deadline(1.5))
         took = time.monotonic() - started
     assert took < 5, f"the check took {took:.1f} s with a 1.5 s deadline"
 
@@ -162,14 +167,14 @@ def test_the_host_header_never_carries_userinfo() -> None:
     with ApiServer(lambda token: False) as api:
         port = api.url.rpartition(":")[2]
         server = api.url.replace("https://", "https://user:secret@")
-        assert rejected(cluster(api, server=server), "t", 2)
+        assert rejected(cluster(api, server=server), "t", Deadline(2))
     assert api.hosts == [f"127.0.0.1:{port}"]
 
 
 @pytest.mark.parametrize("token", ["a b", "a\r\nX-Injected: 1", "a\x00", "a\tb"])
 def test_a_token_that_is_no_header_value_never_leaves(token: str) -> None:
     with ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api), token, 1.5)
+        assert not rejected(cluster(api), token, Deadline(1.5))
     assert api.tokens == []
 
 
@@ -178,7 +183,9 @@ def test_certificate_authority_data_that_is_no_base64_text_means_no_trust(data: 
     """kubectl's cluster info is JSON from outside: odd CA data is no CA (the system's
     roots, which do not know the stub's), never a crash."""
     with ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api, **{"certificate-authority-data": data}), "t", 1.5)
+        assert not rejected(
+            cluster(api, **{"certificate-authority-data": data}), "t", Deadline(1.5)
+        )
     assert api.tokens == []
 
 
@@ -186,15 +193,15 @@ def test_only_an_https_server_with_a_host_is_ever_contacted() -> None:
     """No token in clear over http://, and a server without a host is not localhost's."""
     with socket.create_server(("127.0.0.1", 0)) as plain:
         port = plain.getsockname()[1]
-        assert not rejected({"server": f"http://127.0.0.1:{port}"}, "t", 1.5)
+        assert not rejected({"server": f"http://127.0.0.1:{port}"}, "t", Deadline(1.5))
         plain.setblocking(False)
         with pytest.raises(BlockingIOError):
             plain.accept()  # nobody connected
     with ApiServer(lambda token: False) as api:
         port = api.url.rpartition(":")[2]
         insecure = {"insecure-skip-tls-verify": True, "certificate-authority-data": None}
-        assert not rejected(cluster(api, server=f"https://:{port}", **insecure), "t", 1.5)
-        assert rejected(cluster(api, **insecure), "t", 1.5)  # the same, with its host
+        assert not rejected(cluster(api, server=f"https://:{port}", **insecure), "t", Deadline(1.5))
+        assert rejected(cluster(api, **insecure), "t", Deadline(1.5))  # the same, with its host
     assert api.tokens == ["t"]
 
 
@@ -206,7 +213,9 @@ def test_proxy_credentials_are_sent_only_when_the_url_has_them(
     userinfo: str, header: bytes | None
 ) -> None:
     with proxy() as (port, seen), ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"proxy-url": f"http://{userinfo}127.0.0.1:{port}"}), "t", 2)
+        assert rejected(
+            cluster(api, **{"proxy-url": f"http://{userinfo}127.0.0.1:{port}"}), "t", Deadline(2)
+        )
     (request,) = seen
     if header is None:
         assert b"Proxy-Authorization" not in request
@@ -221,14 +230,16 @@ def test_only_an_http_proxy_with_a_host_is_used(url: str) -> None:
     """Not a socks5:// or https:// proxy spoken to as http, nor a proxy without a host as
     localhost's: the check gives up (and the token is served as usual)."""
     with proxy() as (port, seen), ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api, **{"proxy-url": url.format(port=port)}), "t", 2)
+        assert not rejected(cluster(api, **{"proxy-url": url.format(port=port)}), "t", Deadline(2))
     assert seen == []
     assert api.tokens == []
 
 
 def test_a_tunnel_the_proxy_refused_is_not_used() -> None:
     with proxy(b"403 Forbidden") as (port, seen), ApiServer(lambda token: False) as api:
-        assert not rejected(cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", 2)
+        assert not rejected(
+            cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", Deadline(2)
+        )
     assert len(seen) == 1
     assert api.tokens == []
 
@@ -236,7 +247,9 @@ def test_a_tunnel_the_proxy_refused_is_not_used() -> None:
 def test_a_proxy_that_never_answers_ends_at_the_deadline() -> None:
     with proxy(answers=False) as (port, seen), ApiServer(lambda token: False) as api:
         started = time.monotonic()
-        assert not rejected(cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", 1)
+        assert not rejected(
+            cluster(api, **{"proxy-url": f"http://127.0.0.1:{port}"}), "t", Deadline(1)
+        )
         assert time.monotonic() - started < HANG_GUARD
     assert len(seen) == 1
 
@@ -245,12 +258,12 @@ def test_urls_without_a_port_mean_443_and_80() -> None:
     """EKS endpoints are https://NAME with no port; http:// proxies are often written so."""
     root_only()
     with ApiServer(lambda token: False, port=443) as api:
-        assert rejected(cluster(api, server="https://127.0.0.1"), "t", 2)
+        assert rejected(cluster(api, server="https://127.0.0.1"), "t", Deadline(2))
         with proxy(port=80) as (_, seen):
             assert rejected(
                 cluster(api, server="https://127.0.0.1", **{"proxy-url": "http://127.0.0.1"}),
                 "t",
-                2,
+                Deadline(2),
             )
     assert api.hosts == ["127.0.0.1", "127.0.0.1"]
     assert seen[0].startswith(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n")
@@ -303,7 +316,7 @@ def raw_server(answer: Callable[[ssl.SSLSocket], None]) -> Iterator[dict[str, ob
 )
 def test_only_a_401_status_line_is_a_rejection(answer: bytes, is_401: bool) -> None:
     with raw_server(lambda conn: conn.sendall(answer)) as info:
-        assert rejected(info, "t", 2) is is_401
+        assert rejected(info, "t", Deadline(2)) is is_401
 
 
 def test_a_head_that_never_ends_is_read_no_further_than_64_kib() -> None:
@@ -313,4 +326,4 @@ def test_a_head_that_never_ends_is_read_no_further_than_64_kib() -> None:
             conn.sendall(b"X-Padding: " + b"x" * 1000 + b"\r\n")
 
     with raw_server(endless) as info:
-        assert rejected(info, "t", 5)  # the status, from the first 64 KiB
+        assert rejected(info, "t", Deadline(5))  # the status, from the first 64 KiB

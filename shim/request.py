@@ -2,6 +2,7 @@
 
 Pure: the caller passes the environment in. Both the hot path and the full CLI
 resolve requests here, so both derive the same backend argv, and so the same key.
+(On the hot path: no dataclass, no typing at run time.)
 """
 
 from __future__ import annotations
@@ -9,21 +10,21 @@ from __future__ import annotations
 import os.path
 
 from shim.errors import UsageError
-from shim.options import BY_DEST, repeated, setting
+from shim.options import BY_DEST, POSITIVE_SECONDS, repeated, setting
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-# poll(2) takes an int of milliseconds: a day is far beyond any backend, and far below that.
-MAX_TIMEOUT = 86400.0
-MAX_SECONDS = 366 * 86400.0  # refresh windows and ages: a year covers any token
+    from shim.options import Option
 
 
 class Request:
-    """A resolved credential request: the backend argv, its environment and our settings."""
+    """A resolved credential request: the backend argv, its environment and our settings,
+    and the shim's own arguments that asked for it (a refresh ahead asks again with them)."""
 
     __slots__ = (
+        "args",
         "cache_dir",
         "command",
         "env",
@@ -46,6 +47,7 @@ class Request:
         max_age: float,
         key_env: tuple[str, ...],
         mode: str,
+        args: list[str],
     ) -> None:
         self.command = command
         self.env = env
@@ -56,17 +58,20 @@ class Request:
         self.max_age = max_age
         self.key_env = key_env
         self.mode = mode  # "eks": built from -c/-p/-r; "generic": the command after --
+        self.args = args
 
 
-def parse_seconds(text: str, what: str, allow_zero: bool, maximum: float = MAX_SECONDS) -> float:
-    """A non-negative (or positive) number of seconds up to `maximum`, or a UsageError."""
+def parse_seconds(text: str, what: str, option: Option) -> float:
+    """The seconds `text` gives an option of a seconds kind, within its limits; a UsageError
+    naming `what` (the option, or its variable) otherwise."""
     try:
         seconds = float(text)
     except ValueError:
         raise UsageError(f"{what} takes a number of seconds, not {text!r}") from None
-    if not (seconds >= 0 if allow_zero else seconds > 0) or not seconds <= maximum:
-        bound = "zero" if allow_zero else "more than zero"
-        raise UsageError(f"{what} takes {bound} to {maximum:.0f} seconds, not {text!r}")
+    positive = option.kind == POSITIVE_SECONDS
+    if not (seconds > 0 if positive else seconds >= 0) or not seconds <= option.maximum:
+        bound = "more than zero" if positive else "zero"
+        raise UsageError(f"{what} takes {bound} to {option.maximum:.0f} seconds, not {text!r}")
     return seconds
 
 
@@ -86,14 +91,11 @@ def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> 
         return cache_dir  # so every use fails as a missing dir does (no cache, a warning)
 
 
-def _seconds_setting(
-    values: Mapping[str, str], environ: Mapping[str, str], dest: str, maximum: float = MAX_SECONDS
-) -> float:
+def _seconds_setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> float:
     """A number of seconds: the option, else its EKS_SHIM_* variable, else its default."""
     option = BY_DEST[dest]
     what = option.flags[0] + (f" ({option.env})" if option.env else "")
-    text = setting(values, environ, dest)
-    return parse_seconds(text, what, allow_zero=dest != "timeout", maximum=maximum)
+    return parse_seconds(setting(values, environ, dest), what, option)
 
 
 def _backend_command(
@@ -126,12 +128,14 @@ def resolve(
     values: Mapping[str, str],
     command: list[str] | None,
     environ: Mapping[str, str],
+    args: Sequence[str],
 ) -> Request:
-    """Turn option values into a Request, or a UsageError that says what is wrong."""
+    """Turn option values into a Request, or a UsageError that says what is wrong. `args`
+    are the shim's own arguments that gave them."""
     refresh_before = _seconds_setting(values, environ, "refresh_before")
     refresh_ahead = _seconds_setting(values, environ, "refresh_ahead")
     max_age = _seconds_setting(values, environ, "max_age")
-    timeout = _seconds_setting(values, environ, "timeout", maximum=MAX_TIMEOUT)
+    timeout = _seconds_setting(values, environ, "timeout")
     key_env = repeated(values, "key_env")
     if any(not name or "=" in name for name in key_env):
         raise UsageError("--key-env takes the name of an environment variable")
@@ -149,4 +153,5 @@ def resolve(
         max_age=max_age,
         key_env=tuple(sorted(set(key_env))),
         mode="generic" if command is not None else "eks",
+        args=list(args),
     )
