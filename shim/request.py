@@ -121,6 +121,13 @@ def _backend_command(
     cluster = values.get("cluster")
     if not cluster:
         raise UsageError("no cluster selected: give -c/--cluster NAME, or -- COMMAND [ARG...]")
+    for dest in ("cluster", "region", "role_arn"):
+        value = values.get(dest, "")
+        if value.startswith("-"):  # (`--cluster=--role`: argparse takes it, the backend would not)
+            flag = BY_DEST[dest].flags[-1]
+            raise UsageError(
+                f"{flag} takes a name, not {value!r}: {backend.name} would read an option"
+            )
     return backend.argv(cluster, values.get("region"), values.get("role_arn"))
 
 
