@@ -93,6 +93,7 @@ if os.environ.get("FAKE_PAD"):  # a token of a known length: "k8s-aws-v1." and N
     token = "k8s-aws-v1." + "x" * int(os.environ["FAKE_PAD"])
 if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
     sys.stderr.write("Enter MFA code: ")
+    sys.stderr.flush()  # as a real prompt does: no newline, so line buffering keeps it
     token += "-mfa-" + sys.stdin.readline().strip()
 status = {"expirationTimestamp": stamp, "token": token}
 if mode == "notoken":

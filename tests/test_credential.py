@@ -1,15 +1,15 @@
-"""Validation: bytes in, a Credential or every problem out."""
+"""shim.credential: a backend's output validated, every problem at once."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shim.credential import Credential, validate
-from shim.timestamp import parse_timestamp
 
 BETA = "client.authentication.k8s.io/v1beta1"
 
@@ -17,6 +17,14 @@ BETA = "client.authentication.k8s.io/v1beta1"
 def credential(**status: object) -> bytes:
     body = {"kind": "ExecCredential", "apiVersion": BETA, "spec": {}, "status": status}
     return json.dumps(body).encode()
+
+
+NO_TOKEN = "status.token is missing or empty, and there is no client certificate+key"
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
 
 
 def test_a_valid_token_credential() -> None:
@@ -76,17 +84,17 @@ def test_null_expiry_means_no_expiry() -> None:
     assert result.expiry is None
 
 
+def is_answer(result: Credential | list[str], raw: bytes) -> bool:
+    """Whether `result` is one of validate's two answers: the credential as printed, or a
+    non-empty list of problems."""
+    if isinstance(result, Credential):
+        return result.output == raw.strip() + b"\n"
+    return bool(result) and all(isinstance(problem, str) and problem for problem in result)
+
+
 @given(st.binary())
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
-    result = validate(raw, BETA)
-    assert isinstance(result, (Credential, list))
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
+    assert is_answer(validate(raw, BETA), raw)
 
 
 @given(json_values)
@@ -105,34 +113,8 @@ def test_arbitrary_json_never_raises_and_is_valid_only_with_a_token(value: objec
     )
 )
 def test_arbitrary_status_never_raises(status: dict[str, object]) -> None:
-    assert isinstance(validate(credential(**status), BETA), (Credential, list))
-
-
-offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
-    lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
-)
-instants = st.datetimes(
-    min_value=dt.datetime(1971, 1, 1),
-    max_value=dt.datetime(9998, 1, 1),
-    timezones=st.just(dt.timezone.utc),
-)
-
-
-@given(instants, offsets, st.sampled_from(["seconds", "milliseconds", "microseconds"]))
-def test_rfc3339_with_any_offset_is_the_same_instant(
-    instant: dt.datetime, offset: dt.timezone, precision: str
-) -> None:
-    text = instant.astimezone(offset).isoformat(timespec=precision)
-    expected = instant.replace(microsecond=0) if precision == "seconds" else instant
-    if precision == "milliseconds":
-        expected = instant.replace(microsecond=instant.microsecond // 1000 * 1000)
-    assert parse_timestamp(text) == expected.timestamp()
-    if text.endswith("+00:00"):
-        assert parse_timestamp(text[:-6] + "Z") == expected.timestamp()
-
-
-def test_a_plus_nine_stamp_is_nine_hours_before_the_same_wall_clock_in_utc() -> None:
-    assert parse_timestamp("2030-01-01T09:00:00+09:00") == parse_timestamp("2030-01-01T00:00:00Z")
+    raw = credential(**status)
+    assert is_answer(validate(raw, BETA), raw)
 
 
 @given(
@@ -150,3 +132,80 @@ def test_timestamps_without_offset_or_time_are_refused(text: str) -> None:
     result = validate(credential(token="t", expirationTimestamp=text), BETA)
     assert isinstance(result, list)
     assert "expirationTimestamp" in result[0]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"clientCertificateData": "cert", "clientKeyData": ""},
+        {"clientCertificateData": "", "clientKeyData": "key"},
+        {"clientCertificateData": "cert"},
+        {"token": ""},
+    ],
+)
+def test_a_credential_needs_a_token_or_both_halves_of_a_certificate(status: dict[str, str]) -> None:
+    output = json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "status": {**status, "expirationTimestamp": "2099-01-01T00:00:00Z"},
+        }
+    ).encode()
+    assert validate(output, "client.authentication.k8s.io/v1beta1") == [NO_TOKEN]
+
+
+def test_a_certificate_and_key_without_a_token_is_a_credential() -> None:
+    output = json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "status": {"clientCertificateData": "c", "clientKeyData": "k"},
+        }
+    ).encode()
+    result = validate(output, "client.authentication.k8s.io/v1beta1")
+    assert isinstance(result, Credential)
+    assert (result.output, result.expiry) == (output + b"\n", None)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"token": 5},
+        {"clientCertificateData": 5, "clientKeyData": "k"},
+        {"clientCertificateData": "c", "clientKeyData": 5},
+    ],
+)
+def test_token_and_certificate_must_be_strings(status: dict[str, object]) -> None:
+    """kubectl decodes them into Go strings: a number there is an error, not a credential."""
+    output = json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "status": status,
+        }
+    ).encode()
+    assert validate(output, "client.authentication.k8s.io/v1") == [NO_TOKEN]
+
+
+def test_problems_name_the_values_shortly_and_never_the_token() -> None:
+    output = json.dumps(
+        {"kind": "x" * 100, "apiVersion": "example.com/v1", "status": {"token": "secret-token"}}
+    ).encode()
+    problems = validate(output, "client.authentication.k8s.io/v1")
+    assert isinstance(problems, list)
+    assert problems[0] == f'kind is "{"x" * 56}..., not "ExecCredential"'  # 60 characters
+    assert problems[1] == ('apiVersion "example.com/v1" is not client.authentication.k8s.io/*')
+    assert all("secret-token" not in problem for problem in problems)
+    missing = validate(b'{"status": {"token": "t"}}', "client.authentication.k8s.io/v1")
+    assert missing == [
+        'kind is missing, not "ExecCredential"',
+        "apiVersion missing is not client.authentication.k8s.io/*",
+    ]
+    exactly = json.dumps({"kind": "y" * 58, "apiVersion": "client.authentication.k8s.io/v1"})
+    exact = validate(exactly.encode(), "client.authentication.k8s.io/v1")
+    assert isinstance(exact, list)
+    assert exact[0] == f'kind is "{"y" * 58}", not "ExecCredential"'  # 60 characters: whole
+    longer = json.dumps({"kind": "z" * 59, "apiVersion": "client.authentication.k8s.io/v1"})
+    cut = validate(longer.encode(), "client.authentication.k8s.io/v1")
+    assert isinstance(cut, list)
+    assert cut[0] == f'kind is "{"z" * 56}..., not "ExecCredential"'  # 61 characters: cut

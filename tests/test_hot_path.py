@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Shim, age, token_of
+from helpers import Shim, age, token_of
 
 # Each costs milliseconds to tens of milliseconds on every kubectl call.
 FORBIDDEN_ON_A_HIT = {

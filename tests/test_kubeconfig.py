@@ -1,4 +1,4 @@
-"""Issue #5: `shim kubeconfig wrap|unwrap`, on real files, checked with the real kubectl."""
+"""End to end: `shim kubeconfig wrap|unwrap`, with kubectl's allowlist kept in step."""
 
 from __future__ import annotations
 
@@ -10,8 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import ApiServer
-from conftest import Shim, kubectl_version, require_tool, shim_argv
+from apiserver import ApiServer, kubeconfig
+from helpers import (
+    ALLOWLIST,
+    HEADER,
+    UPDATE_KUBECONFIG_ARGS,
+    Shim,
+    accepts_fake_tokens,
+    kubectl,
+    kubectl_version,
+    require_tool,
+    shim_argv,
+    shim_path,
+    write_kuberc,
+)
+from ruamel.yaml import YAML
 
 # The way `aws eks update-kubeconfig` writes a kubeconfig (awscli customizations/eks).
 UPDATE_KUBECONFIG = """\
@@ -48,6 +61,7 @@ users:
       - name: AWS_PROFILE
         value: dev
 """
+
 OTHER_USERS = """\
 apiVersion: v1
 kind: Config
@@ -243,3 +257,88 @@ def test_wrapped_kubectl_calls_the_backend_once(shim: Shim, tmp_path: Path) -> N
             assert result.returncode == 0, result.stderr
     assert len(shim.calls()) == 1
     assert shim.calls()[0]["profile"] == "dev"  # the kubeconfig's env reached the backend
+
+
+@pytest.mark.real_kubectl
+def test_wrap_keeps_kubectl_working_under_an_allowlist_and_unwrap_restores_it(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(
+        private_home,
+        "# only what I trust\ncredentialPluginPolicy: Allowlist\n"
+        "credentialPluginAllowlist:\n- name: aws  # the AWS CLI\n",
+    )
+    original_kuberc = kuberc.read_bytes()
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+        original_config = config.read_bytes()
+        assert kubectl(shim, config).returncode == 0  # kubectl allows aws itself
+        wrapped = shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
+        assert f"allow: {kuberc}: credentialPluginAllowlist + {shim_path()}" in (
+            wrapped.stdout.decode()
+        )
+        assert b"# only what I trust" in kuberc.read_bytes()  # comments kept
+        backup = Path(str(kuberc) + ".eks-token-shim.bak")
+        assert backup.read_bytes() == original_kuberc
+        runs_before = len(shim.calls())
+        for _ in range(2):
+            result = kubectl(shim, config)
+            assert result.returncode == 0, result.stderr.decode()
+        assert len(shim.calls()) == runs_before + 1  # through the shim: one backend run
+        # The oracle: without the entry wrap added, kubectl 1.35 refuses the shim.
+        wrapped_kuberc = kuberc.read_bytes()
+        kuberc.write_bytes(original_kuberc)
+        refused = kubectl(shim, config)
+        assert refused.returncode != 0
+        assert b"is not permitted by the credential plugin allowlist" in refused.stderr
+        kuberc.write_bytes(wrapped_kuberc)
+        unwrapped = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
+        assert f"disallow: {kuberc}" in unwrapped.stdout.decode()
+    assert kuberc.read_bytes() == original_kuberc
+    # The stub's kubeconfig is JSON, which the YAML editor writes back as YAML: the same
+    # document (byte-for-byte round trips of YAML files are test_kubeconfig.py's).
+    assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)
+
+
+@pytest.mark.parametrize(
+    ("entries", "spelt"),
+    [
+        ("- command: aws\n", "command"),
+        ("- name: aws\n", "name"),
+        ("- name: x\n- command: aws\n", "name"),
+    ],
+)
+def test_wrap_spells_its_entry_as_the_file_spells_its_entries(
+    shim: Shim, tmp_path: Path, private_home: Path, entries: str, spelt: str
+) -> None:
+    """`command:` only where every entry says `command:` (kubectl 1.36's files), else the
+    `name:` that kubectl 1.35 reads; unwrap takes away exactly that line again."""
+    kuberc = write_kuberc(
+        private_home, "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n" + entries
+    )
+    original = kuberc.read_bytes()
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
+    assert kuberc.read_text() == original.decode() + f"- {spelt}: {shim_path()}\n"
+    shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
+    assert kuberc.read_bytes() == original
+
+
+def test_unwrap_after_the_allowlist_was_dropped_leaves_the_kuberc_alone(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    with ApiServer(accepts_fake_tokens) as api:
+        config = tmp_path / "kubeconfig"
+        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+    original_config = config.read_bytes()
+    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
+    kuberc.write_text(HEADER + "credentialPluginPolicy: AllowAll\n")  # the user relaxed it
+    relaxed = kuberc.read_bytes()
+    result = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
+    assert b"disallow" not in result.stdout
+    assert kuberc.read_bytes() == relaxed
+    assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)

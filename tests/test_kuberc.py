@@ -1,6 +1,5 @@
-"""Issue #10: kubectl's credential-plugin allowlist (kuberc, kubectl 1.35), with the real
-kubectl 1.35 as the oracle: wrap keeps kubectl working, and the shim never becomes a
-way around the policy."""
+"""shim.kuberc: kubectl's credential-plugin policy, which the shim never widens, with kubectl
+1.35 as the oracle of what runs."""
 
 from __future__ import annotations
 
@@ -11,76 +10,87 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, kubeconfig
-from conftest import Shim, in_deleted_dir, kubectl_v35, shim_argv
-from ruamel.yaml import YAML
+from helpers import (
+    ALLOWLIST,
+    HEADER,
+    UPDATE_KUBECONFIG_ARGS,
+    Shim,
+    accepts_fake_tokens,
+    in_deleted_dir,
+    kubectl,
+    kubectl_v35,
+    shim_argv,
+    shim_path,
+    write_kuberc,
+)
 
-HEADER = "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
-ALLOWLIST = "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n"
-UPDATE_KUBECONFIG_ARGS = ["--region", "eu-west-1", "eks", "get-token", "--cluster-name", "demo"]
+PLUGIN = """#!/bin/sh
+echo "$0" >> {ran}
+printf '{{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",\
+"status":{{"token":"k8s-aws-v1.fake-x","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}'
+"""
+
+# (kuberc body, the command a kubeconfig names, PATH): {B} and {C} are two directories
+# with a `plug` each ({B}/link is a symlink to {B}/plug), the current directory holds B;
+# {D}/plug is a directory and {E}/plug a file that is not executable. (Not asked: an
+# entry spelt `command:`, kubectl 1.36's name for it, which 1.35 does not know.)
+ORACLE_CASES = [
+    (ALLOWLIST + "- name: plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{B}/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{C}/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {C}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "plug", "{C}:{B}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{C}:{B}"),
+    (ALLOWLIST + "- name: link\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/link\n", "link", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "{B}/../B/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "B/plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n", "plug", "B:{C}"),  # relative PATH: Go's exec.ErrDot
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "B"),
+    (ALLOWLIST + "- name: plug\n", "plug", ":{C}"),  # an empty PATH entry is "."
+    (ALLOWLIST + "- name: missing\n", "missing", "{B}:{C}"),
+    (ALLOWLIST + "- name: other\n- name: plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: ./plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: /{B}/plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: {B}/plug/\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + '- name: ""\n', "plug", "{B}:{C}"),
+    (ALLOWLIST + "- plug\n", "plug", "{B}:{C}"),
+    (ALLOWLIST + "- name: plug\n  extra: 1\n", "plug", "{B}:{C}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: []\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\n", "plug", "{B}"),
+    (
+        "credentialPluginPolicy: allowlist\ncredentialPluginAllowlist:\n- name: plug\n",
+        "plug",
+        "{B}",
+    ),
+    ("credentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: AllowAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: DenyAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: DenyAll\n", "plug", "{B}"),
+    ("credentialPluginPolicy: AllowAll\n", "plug", "{B}"),
+    ("credentialPluginPolicy: ''\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: plug\n", "plug", "{B}"),
+    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: 0\n", "plug", "{B}"),
+    ("credentialPluginPolicy:\n", "plug", "{B}"),  # null
+    (ALLOWLIST + "- other: plug\n", "plug", "{B}"),
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{D}:{B}"),  # D/plug: a directory
+    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{E}:{B}"),  # E/plug: not executable
+]
 
 
-def accepts_fake_tokens(token: str) -> bool:
-    return token.startswith("k8s-aws-v1.fake-")
-
-
-def shim_path() -> str:
-    return os.path.abspath(shim_argv()[0])
-
-
-def write_kuberc(home: Path, body: str) -> Path:
-    path = home / ".kube" / "kuberc"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(HEADER + body)
-    return path
-
-
-def kubectl(shim: Shim, config: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
-    argv = [kubectl_v35(), "--kubeconfig", str(config), "get", "--raw", "/version"]
-    return subprocess.run(
-        argv, env={**shim.env, **env}, capture_output=True, timeout=60, check=False
-    )
-
-
-@pytest.mark.real_kubectl
-def test_wrap_keeps_kubectl_working_under_an_allowlist_and_unwrap_restores_it(
-    shim: Shim, tmp_path: Path, private_home: Path
-) -> None:
-    kuberc = write_kuberc(
-        private_home,
-        "# only what I trust\ncredentialPluginPolicy: Allowlist\n"
-        "credentialPluginAllowlist:\n- name: aws  # the AWS CLI\n",
-    )
-    original_kuberc = kuberc.read_bytes()
-    with ApiServer(accepts_fake_tokens) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
-        original_config = config.read_bytes()
-        assert kubectl(shim, config).returncode == 0  # kubectl allows aws itself
-        wrapped = shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
-        assert f"allow: {kuberc}: credentialPluginAllowlist + {shim_path()}" in (
-            wrapped.stdout.decode()
-        )
-        assert b"# only what I trust" in kuberc.read_bytes()  # comments kept
-        backup = Path(str(kuberc) + ".eks-token-shim.bak")
-        assert backup.read_bytes() == original_kuberc
-        runs_before = len(shim.calls())
-        for _ in range(2):
-            result = kubectl(shim, config)
-            assert result.returncode == 0, result.stderr.decode()
-        assert len(shim.calls()) == runs_before + 1  # through the shim: one backend run
-        # The oracle: without the entry wrap added, kubectl 1.35 refuses the shim.
-        wrapped_kuberc = kuberc.read_bytes()
-        kuberc.write_bytes(original_kuberc)
-        refused = kubectl(shim, config)
-        assert refused.returncode != 0
-        assert b"is not permitted by the credential plugin allowlist" in refused.stderr
-        kuberc.write_bytes(wrapped_kuberc)
-        unwrapped = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
-        assert f"disallow: {kuberc}" in unwrapped.stdout.decode()
-    assert kuberc.read_bytes() == original_kuberc
-    # The stub's kubeconfig is JSON, which the YAML editor writes back as YAML: the same
-    # document (byte-for-byte round trips of YAML files are test_kubeconfig.py's).
-    assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)
+def outcome(ran: Path, returncode: int, stderr: bytes, refused: tuple[bytes, ...]) -> str:
+    """What became of the plugin: it ran (and which file), the policy refused it, or it
+    could not be found; anything else is shown whole."""
+    if ran.exists():
+        which = ran.read_text().split()
+        ran.unlink()
+        return f"ran {os.path.realpath(which[0])}"
+    if any(sign in stderr for sign in refused):
+        return "refused"
+    if returncode != 0 and b"not found" in stderr:
+        return "not found"
+    return f"exit {returncode}: {stderr.decode(errors='replace')[-300:]}"
 
 
 @pytest.mark.real_kubectl
@@ -197,49 +207,6 @@ def test_the_refusal_names_the_entry_that_would_allow_the_command(
 
 
 @pytest.mark.parametrize(
-    ("entries", "spelt"),
-    [
-        ("- command: aws\n", "command"),
-        ("- name: aws\n", "name"),
-        ("- name: x\n- command: aws\n", "name"),
-    ],
-)
-def test_wrap_spells_its_entry_as_the_file_spells_its_entries(
-    shim: Shim, tmp_path: Path, private_home: Path, entries: str, spelt: str
-) -> None:
-    """`command:` only where every entry says `command:` (kubectl 1.36's files), else the
-    `name:` that kubectl 1.35 reads; unwrap takes away exactly that line again."""
-    kuberc = write_kuberc(
-        private_home, "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n" + entries
-    )
-    original = kuberc.read_bytes()
-    with ApiServer(accepts_fake_tokens) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
-    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
-    assert kuberc.read_text() == original.decode() + f"- {spelt}: {shim_path()}\n"
-    shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
-    assert kuberc.read_bytes() == original
-
-
-def test_unwrap_after_the_allowlist_was_dropped_leaves_the_kuberc_alone(
-    shim: Shim, tmp_path: Path, private_home: Path
-) -> None:
-    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
-    with ApiServer(accepts_fake_tokens) as api:
-        config = tmp_path / "kubeconfig"
-        config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
-    original_config = config.read_bytes()
-    shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
-    kuberc.write_text(HEADER + "credentialPluginPolicy: AllowAll\n")  # the user relaxed it
-    relaxed = kuberc.read_bytes()
-    result = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
-    assert b"disallow" not in result.stdout
-    assert kuberc.read_bytes() == relaxed
-    assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)
-
-
-@pytest.mark.parametrize(
     ("body", "says"),
     [
         (
@@ -306,74 +273,6 @@ def test_a_fifo_or_symlink_as_kuberc(shim: Shim, private_home: Path) -> None:
     kuberc.symlink_to(target)
     assert b"DenyAll" in shim.run("-c", "demo", expect=1).stderr
     assert shim.calls() == []
-
-
-PLUGIN = """#!/bin/sh
-echo "$0" >> {ran}
-printf '{{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",\
-"status":{{"token":"k8s-aws-v1.fake-x","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}'
-"""
-# (kuberc body, the command a kubeconfig names, PATH): {B} and {C} are two directories
-# with a `plug` each ({B}/link is a symlink to {B}/plug), the current directory holds B;
-# {D}/plug is a directory and {E}/plug a file that is not executable. (Not asked: an
-# entry spelt `command:`, kubectl 1.36's name for it, which 1.35 does not know.)
-ORACLE_CASES = [
-    (ALLOWLIST + "- name: plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "{B}/plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "{C}/plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: {C}/plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "plug", "{C}:{B}"),
-    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{C}:{B}"),
-    (ALLOWLIST + "- name: link\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: {B}/link\n", "link", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "{B}/../B/plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "B/plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n", "plug", "B:{C}"),  # relative PATH: Go's exec.ErrDot
-    (ALLOWLIST + "- name: {B}/plug\n", "plug", "B"),
-    (ALLOWLIST + "- name: plug\n", "plug", ":{C}"),  # an empty PATH entry is "."
-    (ALLOWLIST + "- name: missing\n", "missing", "{B}:{C}"),
-    (ALLOWLIST + "- name: other\n- name: plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: ./plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: /{B}/plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: {B}/plug/\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + '- name: ""\n', "plug", "{B}:{C}"),
-    (ALLOWLIST + "- plug\n", "plug", "{B}:{C}"),
-    (ALLOWLIST + "- name: plug\n  extra: 1\n", "plug", "{B}:{C}"),
-    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: []\n", "plug", "{B}"),
-    ("credentialPluginPolicy: Allowlist\n", "plug", "{B}"),
-    (
-        "credentialPluginPolicy: allowlist\ncredentialPluginAllowlist:\n- name: plug\n",
-        "plug",
-        "{B}",
-    ),
-    ("credentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
-    ("credentialPluginPolicy: AllowAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
-    ("credentialPluginPolicy: DenyAll\ncredentialPluginAllowlist:\n- name: plug\n", "plug", "{B}"),
-    ("credentialPluginPolicy: DenyAll\n", "plug", "{B}"),
-    ("credentialPluginPolicy: AllowAll\n", "plug", "{B}"),
-    ("credentialPluginPolicy: ''\n", "plug", "{B}"),
-    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: plug\n", "plug", "{B}"),
-    ("credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist: 0\n", "plug", "{B}"),
-    ("credentialPluginPolicy:\n", "plug", "{B}"),  # null
-    (ALLOWLIST + "- other: plug\n", "plug", "{B}"),
-    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{D}:{B}"),  # D/plug: a directory
-    (ALLOWLIST + "- name: {B}/plug\n", "plug", "{E}:{B}"),  # E/plug: not executable
-]
-
-
-def outcome(ran: Path, returncode: int, stderr: bytes, refused: tuple[bytes, ...]) -> str:
-    """What became of the plugin: it ran (and which file), the policy refused it, or it
-    could not be found; anything else is shown whole."""
-    if ran.exists():
-        which = ran.read_text().split()
-        ran.unlink()
-        return f"ran {os.path.realpath(which[0])}"
-    if any(sign in stderr for sign in refused):
-        return "refused"
-    if returncode != 0 and b"not found" in stderr:
-        return "not found"
-    return f"exit {returncode}: {stderr.decode(errors='replace')[-300:]}"
 
 
 @pytest.mark.real_kubectl

@@ -6,7 +6,6 @@ seconds had passed); the fake backend logs every run.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -20,15 +19,23 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, kubeconfig
-from conftest import Shim, age, cached_token, kubectl_version, require_tool, shim_argv, token_of
+from helpers import (
+    HANG_GUARD,
+    Shim,
+    accepts_fake_tokens,
+    age,
+    cached_token,
+    exec_info,
+    kubectl_version,
+    require_tool,
+    shim_argv,
+    token_of,
+)
 
 from shim.background import LOG_LIMIT
 from shim.entry import Entry, decode_entry, encode_entry
 
 FLAG = b"--background-refresh"
-
-
-HANG_GUARD = 60  # seconds: reaching it means the call hung
 
 
 def background_children(shim: Shim) -> list[int]:
@@ -54,10 +61,6 @@ def wait_for(condition: Callable[[], object], what: str, limit: float = 60) -> N
         time.sleep(0.05)
 
 
-def accepts_fake_tokens(token: str) -> bool:
-    return token.startswith("k8s-aws-v1.fake-")
-
-
 @pytest.fixture
 def stub_cluster(tmp_path: Path) -> Iterator[tuple[str, ApiServer, Path]]:
     """Real kubectl, the API stub (accepting the fake backend's tokens), a kubeconfig
@@ -71,25 +74,7 @@ def stub_cluster(tmp_path: Path) -> Iterator[tuple[str, ApiServer, Path]]:
         yield kubectl, api, config
 
 
-def exec_info(api: ApiServer | None) -> str:
-    spec: dict[str, object] = {"interactive": False}
-    if api is not None:
-        spec["cluster"] = {
-            "server": api.url,
-            "config": None,
-            "certificate-authority-data": base64.b64encode(api.ca_pem).decode(),
-        }
-    return json.dumps(
-        {
-            "kind": "ExecCredential",
-            "apiVersion": "client.authentication.k8s.io/v1beta1",
-            "spec": spec,
-        },
-        separators=(",", ":"),
-    )
-
-
-# 1. Refresh ahead.
+# Refresh ahead.
 def test_inside_the_ahead_window_the_cached_token_is_served_and_refreshed_behind(
     shim: Shim,
 ) -> None:
@@ -209,7 +194,7 @@ def test_kubectl_does_not_wait_for_a_background_refresh(
         os.kill(int(call["pid"]), signal.SIGKILL)
 
 
-# 3. Stale-if-error.
+# Stale-if-error.
 @pytest.mark.parametrize(
     ("mode", "args"), [("fail", []), ("garbage", []), ("sleep:30", ["--timeout", "1"])]
 )
@@ -264,7 +249,7 @@ def test_kubectl_gets_the_old_token_when_the_refresh_fails(
     assert set(api.tokens) == {first}
 
 
-# 2. Heal a rejected token.
+# Heal a rejected token.
 def test_the_same_process_asking_again_for_a_rejected_token_heals_it(shim: Shim) -> None:
     rejected: set[str] = set()
     with ApiServer(lambda token: token not in rejected) as api:
@@ -507,3 +492,62 @@ def test_a_refresh_ahead_runs_detached_from_kubectl(shim: Shim) -> None:
     assert links == [os.devnull, os.devnull, str(shim.cache_dir / "background.log")]
     assert os.getsid(child) == child != os.getsid(0)
     wait_for(lambda: not background_children(shim), "the background refresh to exit")
+
+
+def test_a_background_refresh_never_runs_while_another_process_holds_the_lock(
+    shim: Shim,
+) -> None:
+    import fcntl
+
+    shim.run("-c", "demo")
+    age(shim, 600)  # inside the ahead window
+    (entry,) = shim.entries()
+    lock = entry.with_suffix(".lock")
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another shim is fetching
+        shim.run("-c", "demo")  # serves, and starts a background refresh
+        wait_for(lambda: list(shim.cache_dir.glob("*.ahead")), "the refresh to start")
+        time.sleep(0.5)  # let it find the lock busy
+        wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert len(shim.calls()) == 1
+
+
+def test_a_failing_background_refresh_is_retried_only_after_30_seconds(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    marker = entry.with_suffix(".ahead")
+    marker.touch()
+    long_ago = time.time() - 3600
+    os.utime(marker, (long_ago, long_ago))  # the last start was an hour ago: one is due
+    for _ in range(3):
+        shim.run("-c", "demo", FAKE_MODE="fail")
+        wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert len(shim.calls()) == 2  # the first fetch, and one background start in 30 s
+    assert time.time() - marker.stat().st_mtime < 60
+
+
+def test_a_rejected_token_is_dropped_even_when_the_new_fetch_fails(shim: Shim) -> None:
+    with ApiServer(lambda token: False) as api:
+        info = exec_info(api)
+        shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)
+        failed = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info, FAKE_MODE="fail", expect=3)
+        assert b"rejected the cached token (401)" in failed.stderr
+        assert failed.stdout == b""
+    assert shim.entries() == []  # the rejected token is never served again
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 3
+
+
+def test_a_fifo_as_background_log_never_blocks_the_refresh_ahead(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 840 - 200)
+    log = shim.cache_dir / "background.log"
+    os.mkfifo(log, 0o600)
+    result = shim.run("-c", "demo", timeout=HANG_GUARD)
+    assert token_of(result.stdout)
+    deadline = time.monotonic() + HANG_GUARD
+    while len(shim.calls()) < 2:  # the refresh ran, its log went to /dev/null
+        assert time.monotonic() < deadline, "the background refresh never ran the backend"
+        time.sleep(0.05)
+    assert stat.S_ISFIFO(os.lstat(log).st_mode)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, is_signed_eks_token, kubeconfig, write_aws_throwaway_credentials
-from conftest import kubectl_version, require_tool, shim_argv, token_of
+from helpers import kubectl_version, require_tool, shim_argv, token_of
 
 
 def real_aws() -> str:

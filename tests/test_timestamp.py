@@ -1,28 +1,34 @@
-"""Issue #8.7: the shim accepts exactly the expirationTimestamp forms kubectl accepts.
-
-kubectl is the oracle, asked in the same run: each form goes into an ExecCredential
-that a plugin (`cat`) prints, and kubectl runs against the HTTPS stub. Forms it
-rejects must never be cached (kubectl would fail on every call until the bogus
-expiry passed); forms it accepts must not be refused.
-"""
+"""shim.timestamp: expirationTimestamp read exactly as kubectl reads it, kubectl the oracle."""
 
 from __future__ import annotations
 
 import datetime
+import datetime as dt
 import json
 import os
 from pathlib import Path
 
 import pytest
 from apiserver import ApiServer, kubeconfig
-from conftest import kubectl_version, require_tool
+from helpers import kubectl_version, require_tool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shim.credential import Credential, validate
 from shim.timestamp import parse_timestamp
 
+offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
+    lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
+)
+
+instants = st.datetimes(
+    min_value=dt.datetime(1971, 1, 1),
+    max_value=dt.datetime(9998, 1, 1),
+    timezones=st.just(dt.timezone.utc),
+)
+
 V1BETA1 = "client.authentication.k8s.io/v1beta1"
+
 FORMS = [
     # RFC 3339 as everyone writes it
     "2099-01-02T03:04:05Z",
@@ -88,6 +94,23 @@ def versioned_kubectl() -> str:
 def credential(stamp: str) -> bytes:
     status = {"token": "t", "expirationTimestamp": stamp}
     return json.dumps({"kind": "ExecCredential", "apiVersion": V1BETA1, "status": status}).encode()
+
+
+@given(instants, offsets, st.sampled_from(["seconds", "milliseconds", "microseconds"]))
+def test_rfc3339_with_any_offset_is_the_same_instant(
+    instant: dt.datetime, offset: dt.timezone, precision: str
+) -> None:
+    text = instant.astimezone(offset).isoformat(timespec=precision)
+    expected = instant.replace(microsecond=0) if precision == "seconds" else instant
+    if precision == "milliseconds":
+        expected = instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+    assert parse_timestamp(text) == expected.timestamp()
+    if text.endswith("+00:00"):
+        assert parse_timestamp(text[:-6] + "Z") == expected.timestamp()
+
+
+def test_a_plus_nine_stamp_is_nine_hours_before_the_same_wall_clock_in_utc() -> None:
+    assert parse_timestamp("2030-01-01T09:00:00+09:00") == parse_timestamp("2030-01-01T00:00:00Z")
 
 
 @pytest.mark.real_kubectl

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 from apiserver import ApiServer, listen
+from helpers import HANG_GUARD
 
 from shim.deadline import Deadline
 from shim.verify import rejected
-
-HANG_GUARD = 30  # seconds: far beyond any healthy check; reaching it means it hung
 
 
 def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
@@ -28,51 +27,6 @@ def cluster(api: ApiServer, **extra: object) -> dict[str, object]:
         "certificate-authority-data": base64.b64encode(api.ca_pem).decode(),
         **extra,
     }
-
-
-def test_a_401_is_rejected_and_a_200_is_not() -> None:
-    with ApiServer(lambda token: token == "good") as api:
-        assert rejected(cluster(api), "bad", Deadline(1.5))
-        assert not rejected(cluster(api), "good", Deadline(2))
-    assert api.tokens == ["bad", "good"]
-
-
-def test_a_403_is_not_a_rejected_token() -> None:
-    with ApiServer(lambda token: False, reject_status=403) as api:
-        assert not rejected(cluster(api), "t", Deadline(2))
-
-
-def test_tls_is_verified_with_the_cluster_ca() -> None:
-    with ApiServer(lambda token: False) as api, ApiServer() as other:
-        assert not rejected(
-            cluster(api, **{"certificate-authority-data": base64.b64encode(other.ca_pem).decode()}),
-            "t",
-            Deadline(2),
-        )
-        assert api.tokens == []  # the token never went to a server we could not verify
-        assert rejected(
-            cluster(api, **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
-            "t",
-            Deadline(2),
-        )
-
-
-def test_tls_server_name_is_the_name_checked() -> None:
-    with ApiServer(lambda token: False) as api:
-        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t", Deadline(2))
-        assert not rejected(
-            cluster(api, **{"tls-server-name": "elsewhere.example"}), "t", Deadline(2)
-        )
-    assert len(api.tokens) == 1
-
-
-def test_nothing_listening_or_no_https_is_not_rejected() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t", Deadline(2))
-    assert not rejected({"server": "http://127.0.0.1:1"}, "t", Deadline(2))
-    assert not rejected({}, "t", Deadline(2))
 
 
 @contextlib.contextmanager
@@ -134,6 +88,83 @@ def connect_proxy() -> Iterator[tuple[str, list[bytes]]]:
 def root_only() -> None:
     if os.geteuid() != 0:
         pytest.skip("binds a port below 1024, which needs root")
+
+
+@contextlib.contextmanager
+def raw_server(answer: Callable[[ssl.SSLSocket], None]) -> Iterator[dict[str, object]]:
+    """A TLS server on 127.0.0.1 that reads one request head and lets `answer` reply any
+    bytes at all; yields the cluster info that points at it."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        try:
+            client, _ = listener.accept()
+            with context.wrap_socket(client, server_side=True) as conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(4096)
+                answer(conn)
+        except OSError:
+            pass  # the client gave up: that is what some tests wait for
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield {
+            "server": f"https://127.0.0.1:{listener.getsockname()[1]}",
+            "certificate-authority-data": base64.b64encode(ca.cert_pem.bytes()).decode(),
+        }
+    finally:
+        listener.close()
+        thread.join(HANG_GUARD)
+
+
+def test_a_401_is_rejected_and_a_200_is_not() -> None:
+    with ApiServer(lambda token: token == "good") as api:
+        assert rejected(cluster(api), "bad", Deadline(1.5))
+        assert not rejected(cluster(api), "good", Deadline(2))
+    assert api.tokens == ["bad", "good"]
+
+
+def test_a_403_is_not_a_rejected_token() -> None:
+    with ApiServer(lambda token: False, reject_status=403) as api:
+        assert not rejected(cluster(api), "t", Deadline(2))
+
+
+def test_tls_is_verified_with_the_cluster_ca() -> None:
+    with ApiServer(lambda token: False) as api, ApiServer() as other:
+        assert not rejected(
+            cluster(api, **{"certificate-authority-data": base64.b64encode(other.ca_pem).decode()}),
+            "t",
+            Deadline(2),
+        )
+        assert api.tokens == []  # the token never went to a server we could not verify
+        assert rejected(
+            cluster(api, **{"certificate-authority-data": None, "insecure-skip-tls-verify": True}),
+            "t",
+            Deadline(2),
+        )
+
+
+def test_tls_server_name_is_the_name_checked() -> None:
+    with ApiServer(lambda token: False) as api:
+        assert rejected(cluster(api, **{"tls-server-name": "localhost"}), "t", Deadline(2))
+        assert not rejected(
+            cluster(api, **{"tls-server-name": "elsewhere.example"}), "t", Deadline(2)
+        )
+    assert len(api.tokens) == 1
+
+
+def test_nothing_listening_or_no_https_is_not_rejected() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert not rejected({"server": f"https://127.0.0.1:{port}"}, "t", Deadline(2))
+    assert not rejected({"server": "http://127.0.0.1:1"}, "t", Deadline(2))
+    assert not rejected({}, "t", Deadline(2))
 
 
 def test_an_http_proxy_url_is_used(connect_proxy: tuple[str, list[bytes]]) -> None:
@@ -267,38 +298,6 @@ def test_urls_without_a_port_mean_443_and_80() -> None:
             )
     assert api.hosts == ["127.0.0.1", "127.0.0.1"]
     assert seen[0].startswith(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n")
-
-
-@contextlib.contextmanager
-def raw_server(answer: Callable[[ssl.SSLSocket], None]) -> Iterator[dict[str, object]]:
-    """A TLS server on 127.0.0.1 that reads one request head and lets `answer` reply any
-    bytes at all; yields the cluster info that points at it."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        try:
-            client, _ = listener.accept()
-            with context.wrap_socket(client, server_side=True) as conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += conn.recv(4096)
-                answer(conn)
-        except OSError:
-            pass  # the client gave up: that is what some tests wait for
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield {
-            "server": f"https://127.0.0.1:{listener.getsockname()[1]}",
-            "certificate-authority-data": base64.b64encode(ca.cert_pem.bytes()).decode(),
-        }
-    finally:
-        listener.close()
-        thread.join(HANG_GUARD)
 
 
 @pytest.mark.parametrize(

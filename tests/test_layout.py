@@ -1,0 +1,94 @@
+"""The plan of the house, checked from the source: imports only go down, the launchers
+are one file twice, and test modules share helpers without importing each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def imports_of(path: Path, package: str) -> set[str]:
+    """The modules of `package` that the module at `path` imports, anywhere in it (in a
+    function too: a lazy import is still a dependency)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            # `from shim import log` imports the module shim.log
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    modules = {f"{package}.{file.stem}" for file in (ROOT / package).glob("*.py")}
+    return {name for name in found if name in modules}
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of `graph` as a path that ends where it starts; [] when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        path.append(node)
+        for child in sorted(graph.get(node, ())):
+            found = visit(child)
+            if found:
+                return found
+        path.pop()
+        done.add(node)
+        return []
+
+    for node in sorted(graph):
+        found = visit(node)
+        if found:
+            return found
+    return []
+
+
+def test_no_module_of_shim_imports_one_that_imports_it_back() -> None:
+    graph = {
+        f"shim.{path.stem}": imports_of(path, "shim") - {"shim", f"shim.{path.stem}"}
+        for path in (ROOT / "shim").glob("*.py")
+    }
+    assert "shim.lookup" in graph["shim.main"]  # the reader sees imports, so it can fail
+    assert cycle_in(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_both_launchers_are_the_same_file() -> None:
+    from shim import LAUNCHERS
+
+    launchers = ROOT / "scripts" / "launchers"
+    assert sorted(path.name for path in launchers.iterdir()) == sorted(LAUNCHERS)
+    first, second = (launchers / name for name in LAUNCHERS)
+    assert first.read_bytes() == second.read_bytes()
+    assert b"from shim.main import main" in first.read_bytes()
+
+
+def test_no_test_module_imports_another() -> None:
+    tests = ROOT / "tests"
+    test_modules = {path.stem for path in tests.glob("test_*.py")}
+    importing = {
+        path.name: sorted(
+            name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            if name in test_modules
+        )
+        for path in tests.glob("*.py")
+    }
+    assert {name: found for name, found in importing.items() if found} == {}

@@ -1,0 +1,143 @@
+"""shim.lock: the per-key lock, in both implementations."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from helpers import locked
+
+from shim import lock
+from shim.deadline import Deadline
+from shim.lock import IMPLEMENTATIONS, KeyLock
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def implementation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_the_lock_excludes_and_times_out(tmp_path: Path, implementation: str) -> None:
+    path = str(tmp_path / "k.lock")
+    with locked(path, 1, implementation) as held:
+        assert held
+        with locked(path, 0.05, implementation) as second:
+            assert not second
+    with locked(path, 0.05, implementation) as again:
+        assert again
+
+
+def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
+    path = str(tmp_path / "k.lock")
+    with locked(path, 1, "flock") as held:
+        assert held
+        with locked(path, 0.05, "portalocker") as other:
+            assert not other
+
+
+def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementation: str) -> None:
+    path = str(tmp_path / "k.lock")
+    descriptors = sorted(os.listdir("/proc/self/fd"))
+    order: list[str] = []
+    first = KeyLock(path, implementation)
+    assert first.acquire(Deadline(1))
+
+    def wait() -> None:
+        with locked(path, 30, implementation) as held:
+            order.append(f"waiter {held}")
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)  # (so that the waiter has found the lock held: it must wait, not give up)
+    order.append("release")
+    first.release()
+    thread.join()
+    assert order == ["release", "waiter True"]
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # each look closed its file
+
+
+def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
+    # A purge unlinks the lock file under a holder: a newcomer must not lock the old inode.
+    path = str(tmp_path / "k.lock")
+    with locked(path, 1, implementation) as held:
+        assert held
+        os.unlink(path)
+        with locked(path, 0.05, implementation) as newcomer:
+            assert newcomer  # it locked the new file: the removed one is no longer the lock
+        assert os.path.exists(path)
+
+
+def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock #31 again, the other way round: a purge removes the file between our flock
+    and our check. The lock we hold must be the file at the path, or anyone could take it."""
+    path = str(tmp_path / "k.lock")
+    flock_try, release = IMPLEMENTATIONS["flock"]
+    purges = [path]
+
+    def try_then_purged(file: IO[Any]) -> bool:
+        locked = flock_try(file)
+        while purges:
+            os.unlink(purges.pop())  # the fault: --purge, right after our flock
+        return locked
+
+    monkeypatch.setitem(IMPLEMENTATIONS, "purged", (try_then_purged, release))
+    with locked(path, 1, "purged") as held:
+        assert held
+        assert purges == []  # the fault happened
+        assert os.path.exists(path)
+        with locked(path, 0) as other:
+            assert not other  # the file at the path is the one we hold
+
+
+def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> None:
+    """Waiting for a held lock costs a little CPU time, not seconds of it: a bound
+    on CPU, not on the clock (a spinning waiter would burn a core while kubectl waits)."""
+    path = str(tmp_path / "k.lock")
+    with locked(path, 1, implementation) as held:
+        assert held
+        started = time.process_time()
+        with locked(path, 1.5, implementation) as waiter:
+            assert not waiter
+        assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
+
+
+def test_a_purged_lock_file_never_gives_two_holders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock #31: B opened the lock file, a purge removed it, C locked a new file at the
+    path, A released the old one. B must not take the lock it now holds alone."""
+    path = str(tmp_path / "k.lock")
+    descriptors = sorted(os.listdir("/proc/self/fd"))
+    holder_a = KeyLock(path)
+    assert holder_a.acquire(Deadline(0))
+    opened, go = threading.Event(), threading.Event()
+    original_open = lock._open
+
+    def slow_open(name: str) -> object:
+        file = original_open(name)
+        if not opened.is_set():
+            opened.set()
+            go.wait(10)  # the fault: B is descheduled between its open and its flock
+        return file
+
+    monkeypatch.setattr(lock, "_open", slow_open)
+    result: list[bool] = []
+    waiter_b = KeyLock(path)
+    thread = threading.Thread(target=lambda: result.append(waiter_b.acquire(Deadline(1.0))))
+    thread.start()
+    assert opened.wait(10)
+    os.unlink(path)  # --purge
+    holder_c = KeyLock(path)
+    assert holder_c.acquire(Deadline(0))
+    holder_a.release()
+    go.set()
+    thread.join(10)
+    assert result == [False], "B took a lock that C holds"
+    holder_c.release()
+    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # B closed the file it let go

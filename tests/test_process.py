@@ -1,0 +1,325 @@
+"""shim.process: running a backend. Its output, stderr and stdin, its exit code, timeouts
+and signals ending it with everything it started, the terminal handed over and back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import HANG_GUARD, Shim, age, shim_argv, token_of
+
+from shim.deadline import Deadline
+
+
+# No orphans.
+def child_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pids: list[int]) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while any(child_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            for pid in pids:
+                if child_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"the backend's children outlived it: {pids}")
+        time.sleep(0.05)
+
+
+def started_children(pids_file: Path, count: int = 1) -> list[int]:
+    deadline = time.monotonic() + HANG_GUARD
+    while not (pids_file.exists() and len(pids_file.read_text().split()) >= count):
+        assert time.monotonic() < deadline, "the backend never started its child"
+        time.sleep(0.02)
+    return [int(pid) for pid in pids_file.read_text().split()]
+
+
+# What kubectl does around a plugin, in the pty's session: run it, then use the terminal.
+# As kubectl does, it reads the plugin's stdout through a pipe; stdin and stderr are the
+# terminal's.
+AS_KUBECTL = """
+import os, subprocess, sys
+ran = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=False)
+sys.stdout.buffer.write(ran.stdout)
+print("terminal is ours" if os.tcgetpgrp(0) == os.getpgrp() else "terminal LOST", flush=True)
+sys.exit(ran.returncode)
+"""
+
+
+def talk_to(terminal: int, answer: bytes) -> bytes:
+    """Wait for the MFA prompt on `terminal`, type `answer`, read until the other end closes."""
+    import select
+
+    output = b""
+    deadline = time.monotonic() + HANG_GUARD
+    while b"Enter MFA code" not in output:
+        ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
+        assert ready, f"no prompt: {output!r}"
+        output += os.read(terminal, 4096)
+    os.write(terminal, answer)
+    while True:
+        ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
+        assert ready, f"stuck after the prompt: {output!r}"
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return output
+        if not chunk:
+            return output
+        output += chunk
+
+
+# Only the credential goes to stdout; stderr, stdin and the environment pass through.
+def test_stdout_is_the_credential_and_backend_stderr_passes_through(shim: Shim) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE="stderr")
+    assert result.returncode == 0
+    credential = json.loads(result.stdout)
+    assert credential["kind"] == "ExecCredential"
+    assert b"a message from the backend" in result.stderr
+    assert b"a message from the backend" not in result.stdout
+
+
+def test_stdin_reaches_the_backend_for_mfa_prompts(shim: Shim) -> None:
+    result = shim.run("-c", "demo", stdin=b"123456\n", FAKE_MODE="mfa")
+    assert result.returncode == 0
+    assert token_of(result.stdout).endswith("-mfa-123456")
+
+
+def test_a_missing_backend_is_a_clear_error(shim: Shim) -> None:
+    result = shim.run("--", "no-such-command-anywhere", expect=127)
+    assert result.stdout == b""
+    assert b"no-such-command-anywhere: command not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "code", "says"),
+    [
+        (b"#!/bin/sh\n", 0o644, 126, "permission denied"),
+        (b"\x7fELF, but not really", 0o755, 1, "cannot run: Exec format error"),
+    ],
+)
+def test_a_backend_that_cannot_run_is_a_clear_error(
+    shim: Shim, tmp_path: Path, content: bytes, mode: int, code: int, says: str
+) -> None:
+    backend = tmp_path / "backend"
+    backend.write_bytes(content)
+    backend.chmod(mode)
+    result = shim.run("--", str(backend), expect=code)
+    assert result.stderr.decode().splitlines() == [f"eks-token-shim: error: {backend}: {says}"]
+    assert shim.entries() == []
+
+
+# Timeout.
+def test_a_hanging_backend_is_killed_and_nothing_cached(shim: Shim) -> None:
+    result = shim.run("-c", "demo", "--timeout", "1", FAKE_MODE="sleep:60", timeout=30, expect=124)
+    assert result.stdout == b""
+    assert b"timed out (--timeout 1 s)" in result.stderr
+    assert shim.entries() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ends_the_backend_and_its_children(
+    shim: Shim, tmp_path: Path, signum: int
+) -> None:
+    pids_file = tmp_path / "children"
+    process = shim.popen("-c", "demo", FAKE_MODE="child-sleep:300", FAKE_CHILD_PIDS=str(pids_file))
+    children = started_children(pids_file)
+    backend = shim.calls()[0]["pid"]
+    process.send_signal(signum)
+    assert process.wait(HANG_GUARD) == 128 + signum
+    assert process.stdout is not None
+    assert process.stdout.read() == b""
+    wait_gone([*children, int(str(backend))])
+    assert shim.entries() == []
+
+
+@pytest.mark.parametrize("where", ["foreground", "background refresh"])
+def test_a_timeout_ends_the_backend_and_its_children(
+    shim: Shim, tmp_path: Path, where: str
+) -> None:
+    if where == "background refresh":
+        shim.run("-c", "demo", "--timeout", "1")
+        age(shim, 840 - 200)  # the next call serves, and refreshes in the background
+    pids_file = tmp_path / "children"
+    shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "1",
+        FAKE_MODE="child-sleep:300",
+        FAKE_CHILD_PIDS=str(pids_file),
+        timeout=HANG_GUARD,
+        expect=124 if where == "foreground" else 0,
+    )
+    wait_gone(started_children(pids_file))
+
+
+def test_a_backend_that_closes_its_output_and_runs_on_is_timed_out(shim: Shim) -> None:
+    """As kubectl waits for a plugin to exit, so does the shim, up to --timeout."""
+    result = shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "2",
+        FAKE_MODE="close-output:300",
+        expect=124,
+        timeout=HANG_GUARD,
+    )
+    assert b"timed out (--timeout 2 s) and was killed" in result.stderr
+    assert shim.entries() == []
+
+
+@pytest.mark.parametrize("mode", ["stubborn-child:300", "stubborn:300"])
+def test_a_backend_or_a_child_that_ignores_term_is_killed(
+    shim: Shim, tmp_path: Path, mode: str
+) -> None:
+    """A child that ignores TERM outlives its parent's exit: the group gets KILL after the
+    grace all the same; so does a backend that ignores TERM itself."""
+    pids_file = tmp_path / "children"
+    process = shim.popen(
+        "-c", "demo", "--timeout", "2", FAKE_MODE=mode, FAKE_CHILD_PIDS=str(pids_file)
+    )
+    children = started_children(pids_file)
+    backend = shim.calls()[0]["pid"]
+    assert process.wait(HANG_GUARD) == 124
+    wait_gone([*children, int(str(backend))])
+
+
+def test_a_backend_that_outlives_the_timeout_gets_term_and_time_to_tidy_up(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """TERM first, then a grace before KILL: a backend that tidies up on TERM (the AWS
+    CLI's SSO cache, a temp file) gets to finish."""
+    said = tmp_path / "said"
+    shim.run(
+        "-c",
+        "demo",
+        "--timeout",
+        "4",  # time for the backend to set its trap first, even on a loaded machine
+        FAKE_MODE="trap-sleep:300",
+        FAKE_TERM_LOG=str(said),
+        expect=124,
+        timeout=HANG_GUARD,
+    )
+    assert said.read_text() == "tidied up after TERM\n"
+
+
+def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
+    """The backend's own process group gets the terminal: reading it must not stop it; and
+    the terminal is given back afterwards, or kubectl would be stopped reading it next."""
+    import pty
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
+        argv = [sys.executable, "-c", AS_KUBECTL, *shim_argv(), "-c", "demo"]
+        os.execve(argv[0], argv, {**shim.env, "FAKE_MODE": "mfa"})  # noqa: S606
+    try:
+        output = talk_to(terminal, b"424242\n")
+    finally:
+        _, status = os.waitpid(pid, os.WNOHANG)
+        if _ == 0:  # still running: stuck, the test has failed already
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"-mfa-424242" in output
+    assert b"terminal is ours" in output
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "says"),
+    [
+        (f"die:{signal.SIGKILL}", 137, f"-{signal.SIGKILL}"),
+        (f"die:{signal.SIGSEGV}", 139, f"-{signal.SIGSEGV}"),
+        ("exit:1", 1, "1"),
+        ("exit:255", 255, "255"),
+    ],
+)
+def test_a_backend_s_exit_code_is_ours_and_a_signal_n_is_128_plus_n(
+    shim: Shim, mode: str, code: int, says: str
+) -> None:
+    result = shim.run("-c", "demo", FAKE_MODE=mode, expect=code)
+    assert f"failed with exit code {says}".encode() in result.stderr
+    assert shim.entries() == []
+
+
+def test_a_child_that_keeps_the_backend_s_stderr_is_not_waited_for(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """The backend printed its credential and exited; something it started still holds
+    its stderr (a credential helper, a daemon): the call ends with the credential."""
+    pids = tmp_path / "pids"
+    try:
+        result = shim.run(
+            "-c", "demo", FAKE_MODE="stderr-child", FAKE_CHILD_PIDS=str(pids), timeout=HANG_GUARD
+        )
+        assert token_of(result.stdout)
+    finally:
+        for pid in pids.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_python_never_prints_a_traceback_for_a_signal(shim: Shim) -> None:
+    """A signal while the backend runs is an exit code, not a KeyboardInterrupt traceback."""
+    process = shim.popen("-c", "demo", FAKE_MODE="sleep:300")
+    deadline = time.monotonic() + HANG_GUARD
+    while not shim.calls():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(HANG_GUARD) == 130
+    assert process.stderr is not None
+    assert b"Traceback" not in process.stderr.read()
+
+
+def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal waits (blocked) until the backend's pid is known, then ends it: the fault
+    is a SIGTERM sent in the narrowest window, right after the spawn returns."""
+    from shim import process
+    from shim.errors import Terminated
+
+    spawned: list[int] = []
+    real_spawn = os.posix_spawnp
+
+    def spawn_then_terminate(*args: Any, **kwargs: Any) -> int:
+        pid = real_spawn(*args, **kwargs)
+        spawned.append(pid)
+        os.kill(os.getpid(), signal.SIGTERM)  # to us, while signals are blocked: pending
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawnp", spawn_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), process.start(["sleep", "300"], dict(os.environ)) as backend:
+        backend.finish(Deadline(HANG_GUARD))
+    assert spawned
+    assert not child_alive(spawned[0])
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    "argv", [["true"], ["false"], ["sh", "-c", "echo out; echo err >&2"], ["no-such-command-x"]]
+)
+def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
+    """shim.process closes both pipe ends whatever happened (a background refresh, a test
+    process, lives on after its backend)."""
+    from shim.errors import BackendError
+    from shim.process import start
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    with contextlib.suppress(BackendError), start(argv, dict(os.environ)) as backend:
+        backend.finish(Deadline(HANG_GUARD))
+    assert sorted(os.listdir("/proc/self/fd")) == before

@@ -1,0 +1,87 @@
+"""shim.store: entries written and read, listed and purged, and the directory judged."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from shim import store
+from shim.entry import Entry
+from shim.files import (
+    temp_name,
+    write_private,
+)
+
+KEYS = {name: name * 64 for name in "abc"}  # keys are 64 hex digits, as shim.keys makes them
+
+
+def entry(expiry: int = 2_000_000_000) -> Entry:
+    return Entry(expiry, 1_000, b'{"cluster":"c"}', b'{"kind":"ExecCredential"}\n')
+
+
+def test_write_then_read(tmp_path: Path) -> None:
+    store.ensure_cache_dir(str(tmp_path / "c"))
+    path = store.KeyFiles(str(tmp_path / "c"), KEYS["a"]).entry
+    store.write_entry(path, entry())
+    read = store.read_entry(path)
+    assert read is not None
+    assert read.credential == entry().credential
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert os.listdir(tmp_path / "c") == [KEYS["a"] + ".entry"]  # no temp file left behind
+
+
+def test_replace_keeps_readers_whole(tmp_path: Path) -> None:
+    path = store.KeyFiles(str(tmp_path), KEYS["a"]).entry
+    store.write_entry(path, entry(1))
+    fd = os.open(path, os.O_RDONLY)  # a reader that opened the old file
+    store.write_entry(path, entry(2))
+    old = os.read(fd, 10_000)
+    os.close(fd)
+    assert old.split(b" ")[1] == b"1"
+    read = store.read_entry(path)
+    assert read is not None
+    assert read.expiry == 2
+
+
+def test_list_and_purge(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "cache"
+    tmp_path.mkdir()
+    for key in ("a", "b"):
+        store.write_entry(store.KeyFiles(str(tmp_path), KEYS[key]).entry, entry())
+    (tmp_path / f"{KEYS['c']}.entry").write_bytes(b"junk")
+    (tmp_path / f"{KEYS['c']}.entry").chmod(0o600)
+    (tmp_path / f"{KEYS['a']}.lock").touch()
+    (tmp_path / "unrelated.txt").touch()
+    listed = store.list_entries(str(tmp_path))
+    assert [key for key, _ in listed] == [KEYS["a"], KEYS["b"], KEYS["c"]]
+    assert listed[2][1] is None
+    files = store.KeyFiles(str(tmp_path), KEYS["b"])
+    write_private(files.served, b"1 2 3")
+    assert store.remove_entry(files)
+    assert not store.remove_entry(files)
+    assert not Path(files.served).exists()
+    assert store.purge_all(str(tmp_path)) == (2, 1)
+    assert os.listdir(tmp_path) == ["unrelated.txt"]
+    assert store.purge_all(str(tmp_path / "missing")) == (0, 0)
+
+
+def test_dir_problems(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "cache"
+    tmp_path.mkdir()
+    assert store.cache_dir_problem(str(tmp_path / "missing")) is None
+    (tmp_path / "file").touch()
+    assert "not a directory" in str(store.cache_dir_problem(str(tmp_path / "file")))
+    tmp_path.chmod(0o777)
+    assert "writable by group or others" in str(store.cache_dir_problem(str(tmp_path)))
+    tmp_path.chmod(0o700)
+    assert store.cache_dir_problem(str(tmp_path)) is None
+
+
+def test_purge_knows_every_temp_name_the_writer_makes(tmp_path: Path) -> None:
+    """A writer killed between its temp file and os.replace leaves the temp file: purge
+    must know it as ours, whatever the key file (shim.files names, shim.store recognises)."""
+    files = store.KeyFiles(str(tmp_path), KEYS["a"])
+    for path in (files.entry, files.served, files.ahead, files.lock):
+        for _ in range(20):  # the random part varies
+            assert store.is_ours(os.path.basename(temp_name(path)))
