@@ -107,8 +107,8 @@ class ApiServer:
                 server.agents.append(self.headers.get("User-Agent", ""))
                 server.hosts.append(self.headers.get("Host", ""))
                 ok = bool(token) and server.accept(token)
-                body = (
-                    VERSION
+                body: dict[str, object] = (
+                    dict(VERSION)
                     if ok
                     else {
                         "kind": "Status",

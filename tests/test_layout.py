@@ -92,3 +92,15 @@ def test_no_test_module_imports_another() -> None:
         for path in tests.glob("*.py")
     }
     assert {name: found for name, found in importing.items() if found} == {}
+
+
+def test_the_test_command_runs_the_oldest_and_newest_python_the_package_claims() -> None:
+    import re
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    claimed = re.findall(r'"Programming Language :: Python :: (3\.\d+)"', pyproject)
+    ends = sorted(claimed, key=lambda version: int(version.split(".")[1]))
+    venv_script = (ROOT / "scripts" / "venv.sh").read_text()
+    assert f"OLDEST_PYTHON={ends[0]}\n" in venv_script
+    assert f"NEWEST_PYTHON={ends[-1]}\n" in venv_script
+    assert f'requires-python = ">={ends[0]}"' in pyproject
