@@ -11,7 +11,7 @@ import argparse
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from shim import __version__, crash, log, store
 from shim.backends import BACKENDS
@@ -31,6 +31,9 @@ from shim.options import (
     split_command,
 )
 from shim.request import cache_dir_setting, resolve
+
+if TYPE_CHECKING:
+    from shim import kubeconfig
 
 USAGE = """\
 shim [SELECTION] [OPTIONS]
@@ -95,7 +98,7 @@ def build_parser() -> Parser:
 
 def build_kubeconfig_parser() -> Parser:
     """The parser of `shim kubeconfig {wrap,unwrap} ...`."""
-    from shim import kubeconfig
+    from shim import kubeconfig  # (ruamel.yaml and the editor: not on the credential path)
 
     parser = Parser(
         prog="shim kubeconfig",
@@ -142,10 +145,33 @@ def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
         parsed = build_kubeconfig_parser().parse_args(rest[1:])
         if parsed.verbose:
             log.set_verbose(True)
-        return kubeconfig.run(
-            parsed.action, parsed.kubeconfig, parsed.context, parsed.dry_run, environ
-        )
+        plan = kubeconfig.plan_edit(parsed.action, parsed.kubeconfig, parsed.context, environ)
+        if not parsed.dry_run:
+            kubeconfig.apply(plan)
+        report_edit(plan, parsed.dry_run)
+        return 0
     return credential_command(args, environ)
+
+
+def report_edit(plan: kubeconfig.Plan, dry_run: bool) -> None:
+    """One line per changed user and allowlist entry, and a total."""
+    would = "would " if dry_run else ""
+    for user in plan.users:
+        print(
+            f"{would}{plan.action}: {user.path}: context {user.context}, user {user.user}: "
+            f"{user.change.before} -> {user.change.after}"
+        )
+    for edit in plan.allowlist:
+        verb, sign = ("allow", "+") if edit.added else ("disallow", "-")
+        print(f"{would}{verb}: {edit.path}: credentialPluginAllowlist {sign} {edit.entry}")
+    count, files = len(plan.users), len({user.path for user in plan.users})
+    if not count:
+        print(f"nothing to {plan.action}")
+        return
+    done = "would change" if dry_run else "changed"
+    print(
+        f"{done} {count} user{'' if count == 1 else 's'} in {files} file{'' if files == 1 else 's'}"
+    )
 
 
 def guarded(action: Callable[[], int], environ: Mapping[str, str]) -> int:

@@ -1,29 +1,51 @@
 """`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out.
 
-YAML is edited with ruamel.yaml's round-trip mode, so that users' files keep their
-comments, key order and quoting; it is imported only here, never on the credential
-path. Files are written atomically with their mode kept; before the first wrap a
-single backup `<file>.eks-token-shim.bak` is kept. Nothing is written unless every
-file parses.
+Which files and users (as kubectl merges $KUBECONFIG), and the plan of an edit: every
+user's change and every allowlist entry, decided before anything is written. Nothing
+is written unless every file parses; shim.yamlfile writes, and the command prints.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from shim import LAUNCHERS, kuberc, log
+from shim import LAUNCHERS, allowlist, kuberc, log, yamlfile
 from shim.errors import ShimError
-from shim.files import replace_file
-from shim.kuberc import round_trip_yaml
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
 
-BACKUP_SUFFIX = ".eks-token-shim.bak"
+@dataclass(frozen=True)
+class UserChange:
+    """One kubeconfig user whose exec section the edit changes."""
+
+    path: str  # the file that defines the user
+    context: str  # the context that names the user ("-" when none does)
+    user: str
+    change: Change
+
+
+@dataclass(frozen=True)
+class AllowlistChange:
+    """An entry the edit adds to (wrap) or removes from (unwrap) a kuberc's allowlist."""
+
+    path: str
+    entry: str
+    added: bool
+
+
+@dataclass
+class Plan:
+    """What `wrap` or `unwrap` changes: the users, the allowlist entries, and the edited
+    documents to write, by path (kubeconfig files first, then kuberc files)."""
+
+    action: str
+    users: list[UserChange] = field(default_factory=list)
+    allowlist: list[AllowlistChange] = field(default_factory=list)
+    documents: dict[str, Any] = field(default_factory=dict)
 
 
 def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
@@ -39,16 +61,15 @@ def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[s
 
 def load_all(paths: list[str]) -> dict[str, Any]:
     """Every file's document, or a ShimError naming the first that cannot be read or parsed."""
-    yaml, documents = round_trip_yaml(), {}
+    documents = {}
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as file:
-                document = yaml.load(file)
+            document = yamlfile.load(path)
         except OSError as error:
             raise ShimError(f"{path}: cannot read: {error.strerror}; nothing was changed") from None
-        except Exception as error:  # ruamel's errors have no common public base
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ShimError(f"{path}: not valid YAML ({first_line}); nothing was changed") from None
+        except yamlfile.YamlError as error:
+            reason = error.reason
+            raise ShimError(f"{path}: not valid YAML ({reason}); nothing was changed") from None
         documents[path] = document if document is not None else {}
         if not hasattr(documents[path], "get"):
             raise ShimError(f"{path}: not a kubeconfig (a mapping); nothing was changed")
@@ -93,21 +114,6 @@ def select_users(
     return [(first_user[user][0], context, first_user[user][1]) for context, user in chosen]
 
 
-def write_atomically(path: str, document: Any, backup: bool) -> None:
-    """Replace the file behind `path` (following a symlink) with `document`, keeping its mode."""
-    import io
-
-    target = os.path.realpath(path)
-    mode = os.stat(target).st_mode & 0o7777
-    if backup and not os.path.exists(target + BACKUP_SUFFIX):
-        with open(target, "rb") as original:
-            replace_file(target + BACKUP_SUFFIX, original.read(), mode, durable=True)
-    text = io.StringIO()
-    round_trip_yaml().dump(document, text)
-    # kubeconfigs hold secrets: the mode they had, never wider.
-    replace_file(target, text.getvalue().encode("utf-8"), mode, durable=True)
-
-
 def shim_command() -> str:
     """The absolute path kubeconfig should run: tools started from a GUI have another PATH."""
     launched = sys.argv[0] if sys.argv else ""
@@ -124,116 +130,66 @@ def shim_command() -> str:
     return os.path.abspath(found)
 
 
-def run(
-    action: str,
-    explicit: str | None,
-    contexts: list[str],
-    dry_run: bool,
-    environ: Mapping[str, str],
-) -> int:
-    """Wrap or unwrap; print one line per changed user and a total."""
-    paths = kubeconfig_files(explicit, environ)
-    log.debug(f"kubeconfig files: {', '.join(paths) or 'none'}")
+def wrap(paths: list[str], contexts: list[str], environ: Mapping[str, str]) -> Plan:
+    """The plan that puts the shim in front of the selected users of the files at `paths`."""
     documents = load_all(paths)
-    undo = action == "unwrap"
-    selected = select_users(documents, contexts, undo)
-    command = "" if undo else shim_command()
+    selected = select_users(documents, contexts, undo=False)
+    shim = shim_command()
     policy_file = kuberc.load_kuberc(kuberc.kuberc_path(environ))
-    allow = None if undo else _allowlist_change(policy_file, selected, command, environ)
-    changes: dict[str, list[Change]] = {}
-    verb = ("would " if dry_run else "") + action
+    items = [user_item for _, _, user_item in selected]
+    allowed = allowlist.entry_to_add(policy_file, items, shim, environ)
+    plan = Plan("wrap")
     for path, context, user_item in selected:
-        change = unwrap_exec(user_item) if undo else wrap_exec(user_item, command, allow)
+        change = wrap_exec(user_item, shim, allowed)
         if change is not None:
-            changes.setdefault(path, []).append(change)
-            print(
-                f"{verb}: {path}: context {context}, user {user_item['name']}: "
-                f"{change.before} -> {change.after}"
-            )
-    edited = _policy_edits(documents, changes, policy_file, command, allow, undo, dry_run)
-    if not dry_run:
-        for path in changes:
-            write_atomically(path, documents[path], backup=not undo)
-        for edited_file in edited:
-            write_atomically(edited_file.path, edited_file.document, backup=not undo)
-    count = sum(len(items) for items in changes.values())
-    done = "would change" if dry_run else "changed"
-    print(
-        f"{done} {count} user{'' if count == 1 else 's'} in {len(changes)} "
-        f"file{'' if len(changes) == 1 else 's'}"
-        if count
-        else f"nothing to {action}"
-    )
-    return 0
+            plan.users.append(UserChange(path, context, str(user_item["name"]), change))
+            plan.documents[path] = documents[path]
+    if allowed is not None and policy_file is not None and plan.users:
+        allowlist.add_entry(policy_file.document, shim)
+        plan.allowlist.append(AllowlistChange(policy_file.path, shim, added=True))
+        plan.documents[policy_file.path] = policy_file.document
+    return plan
 
 
-def _allowlist_change(
-    policy_file: kuberc.Kuberc | None,
-    selected: list[tuple[str, str, Any]],
-    shim: str,
-    environ: Mapping[str, str],
-) -> dict[str, str] | None:
-    """What wrap must add to kubectl's allowlist so that kubectl runs the shim in front of
-    commands it allows today: {"kuberc": file, "kubercEntry": shim}, or None."""
-    if policy_file is None or policy_file.policy.type == kuberc.ALLOW_ALL:
-        return None
-    policy = policy_file.policy
-    if policy.type == kuberc.DENY_ALL:
-        raise ShimError(
-            f"{policy_file.path} sets credentialPluginPolicy: DenyAll: kubectl runs no "
-            "credential plugin, so it would not run the shim either; nothing was changed"
-        )
-    allowed = False
-    for _, _, user_item in selected:
-        section = exec_section(user_item)
-        if section is None or wrapped(section) or not section.get("command"):
-            continue
-        original = str(section["command"])
-        if policy.allows(original, environ):
-            allowed = True
-        else:
-            log.warn(
-                f"{policy_file.path}'s allowlist does not allow {original}: kubectl refuses "
-                "it today, and the shim will refuse to run it too"
-            )
-    if not allowed or policy.allows(shim, environ):
-        return None
-    return {"kuberc": policy_file.path, "kubercEntry": shim}
-
-
-def _policy_edits(
-    documents: dict[str, Any],
-    changes: dict[str, list[Change]],
-    policy_file: kuberc.Kuberc | None,
-    shim: str,
-    allow: dict[str, str] | None,
-    undo: bool,
-    dry_run: bool,
-) -> list[kuberc.Kuberc]:
-    """The kuberc files to write: the shim's entry added by wrap, or removed by the unwrap of
-    the last wrapped user (only the entry that wrap added, per the users' records)."""
-    verb = "would " if dry_run else ""
-    if not undo:
-        if allow is None or policy_file is None or not changes:
-            return []
-        policy_file.add_entry(shim)
-        print(f"{verb}allow: {policy_file.path}: credentialPluginAllowlist + {shim}")
-        return [policy_file]
+def unwrap(paths: list[str], contexts: list[str]) -> Plan:
+    """The plan that gives the selected users back the exec sections they had before wrap,
+    and takes the shim out of kubectl's allowlist once no user runs it (only the entry
+    that wrap added, as the users' records say)."""
+    documents = load_all(paths)
+    plan = Plan("unwrap")
+    for path, context, user_item in select_users(documents, contexts, undo=True):
+        change = unwrap_exec(user_item)
+        if change is not None:
+            plan.users.append(UserChange(path, context, str(user_item["name"]), change))
+            plan.documents[path] = documents[path]
     if select_users(documents, [], undo=True):
-        return []  # users still run the shim: kubectl must keep allowing it
+        return plan  # users still run the shim: kubectl must keep allowing it
     added = {
-        (str(change.record["kuberc"]), str(change.record["kubercEntry"]))
-        for items in changes.values()
-        for change in items
-        if change.record is not None and change.record.get("kubercEntry")
+        (user.change.allowed.kuberc, user.change.allowed.entry)
+        for user in plan.users
+        if user.change.allowed is not None
     }
-    edited = []
     for path, entry in sorted(added):
         loaded = kuberc.load_kuberc(path)
-        if loaded is not None and loaded.remove_entry(entry):
-            print(f"{verb}disallow: {path}: credentialPluginAllowlist - {entry}")
-            edited.append(loaded)
-    return edited
+        if loaded is not None and allowlist.remove_entry(loaded.document, entry):
+            plan.allowlist.append(AllowlistChange(path, entry, added=False))
+            plan.documents[path] = loaded.document
+    return plan
+
+
+def plan_edit(
+    action: str, explicit: str | None, contexts: list[str], environ: Mapping[str, str]
+) -> Plan:
+    """The plan of `shim kubeconfig ACTION` for the files kubectl would read."""
+    paths = kubeconfig_files(explicit, environ)
+    log.debug(f"kubeconfig files: {', '.join(paths) or 'none'}")
+    return wrap(paths, contexts, environ) if action == "wrap" else unwrap(paths, contexts)
+
+
+def apply(plan: Plan) -> None:
+    """Write every document the plan edited; wrap keeps one backup of each file first."""
+    for path, document in plan.documents.items():
+        yamlfile.write(path, document, backup=plan.action == "wrap")
 
 
 HELP = """\

@@ -11,7 +11,8 @@ The backend then runs by the path that was checked. kubectl's `--kuberc` flag is
 invisible to plugins: only the variable and the default path count.
 
 Read only on a miss, never on a hit; a kuberc that does not mention the policy is
-not even parsed as YAML (ruamel.yaml costs ~30 ms to import).
+not even parsed as YAML (ruamel.yaml costs ~30 ms to import). Editing the allowlist
+for `shim kubeconfig wrap` is shim.allowlist's.
 """
 
 from __future__ import annotations
@@ -114,24 +115,14 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def round_trip_yaml() -> Any:
-    """ruamel.yaml in round-trip mode, set up to give back what it read byte for byte:
-    for kuberc here, and for kubeconfig files in shim.kubeconfig."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never fold a long token, certificate or path
-    return yaml
-
-
 def load(text: bytes, path: str) -> Any:
     """The kuberc document (round-trip nodes, so that wrap can edit it in place)."""
+    from shim.yamlfile import YamlError, parse
+
     try:
-        document = round_trip_yaml().load(text)
-    except Exception as error:  # ruamel's errors have no common public base
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise PolicyError(f"kubectl's kuberc {path} is not valid YAML ({first})") from None
+        document = parse(text)
+    except YamlError as error:
+        raise PolicyError(f"kubectl's kuberc {path} is not valid YAML ({error.reason})") from None
     return document if document is not None else {}
 
 
@@ -202,7 +193,8 @@ def _clean(path: str) -> str:
 
 
 class Kuberc:
-    """A kuberc loaded for `shim kubeconfig` to edit: its path, document and policy."""
+    """A kuberc that sets a credential-plugin policy: its path, its document (round-trip
+    nodes, for shim.allowlist to edit in place) and its policy."""
 
     __slots__ = ("document", "path", "policy")
 
@@ -210,22 +202,6 @@ class Kuberc:
         self.path = path
         self.document = document
         self.policy = policy_of(document, path)
-
-    def add_entry(self, program: str) -> None:
-        """Append `program` to the allowlist, spelt as the file's entries are (name/command)."""
-        allowlist = self.document["credentialPluginAllowlist"]
-        fields = {field for item in allowlist if hasattr(item, "get") for field in item}
-        field = "command" if "command" in fields and "name" not in fields else "name"
-        allowlist.append({field: program})
-
-    def remove_entry(self, program: str) -> bool:
-        """Remove the last allowlist entry that names exactly `program`; whether there was one."""
-        allowlist = self.document.get("credentialPluginAllowlist") or []
-        for at in reversed(range(len(allowlist))):
-            if entry_name(allowlist[at]) == program:
-                del allowlist[at]
-                return True
-        return False
 
 
 def load_kuberc(path: str | None) -> Kuberc | None:

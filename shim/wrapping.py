@@ -3,33 +3,38 @@
 Works on ruamel.yaml's round-trip nodes in place (lists are edited, not replaced),
 so comments and layout around the section survive. What unwrap needs and cannot
 read back from the wrapped args (was there an `args` key, what was
-`provideClusterInfo`) is kept in the user's `extensions`, kubeconfig's place for
-tools' own data, which kubectl preserves.
+`provideClusterInfo`, what wrap added to kubectl's allowlist) is kept in the user's
+`extensions`, kubeconfig's place for tools' own data, which kubectl preserves.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from shim import LAUNCHERS
 from shim.backends import program_name, recognise
 from shim.process import describe
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 EXTENSION = "eks-token-shim"
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """An entry wrap added to kubectl's allowlist: the kuberc file, and the program named."""
+
+    kuberc: str
+    entry: str
+
+
+@dataclass(frozen=True)
 class Change:
-    """One user's exec command line before and after, for the report, and the record that
-    wrap kept in the user's extensions (unwrap's Change carries the one it took out)."""
+    """One user's exec command line before and after, and the allowlist entry wrap added
+    for it (unwrap's Change: the one its record names)."""
 
-    __slots__ = ("after", "before", "record")
-
-    def __init__(self, before: str, after: str, record: Any = None) -> None:
-        self.before = before
-        self.after = after
-        self.record = record
+    before: str
+    after: str
+    allowed: Allowed | None = None
 
 
 def _argv(section: Any) -> list[str]:
@@ -59,14 +64,16 @@ def wraps_eks(section: Any) -> bool:
     return recognise(_argv(section)) is not None
 
 
-def wrap_exec(user_item: Any, shim: str, extra: dict[str, str] | None = None) -> Change | None:
+def wrap_exec(user_item: Any, shim: str, allowed: Allowed | None = None) -> Change | None:
     """Make the user's exec section run `shim -- <original argv>`; None when nothing to do.
-    `extra` goes into the record unwrap reads (what wrap added to kubectl's allowlist)."""
+    `allowed` is what wrap added to kubectl's allowlist, kept for unwrap."""
     user, section = user_item["user"], exec_section(user_item)
     if section is None or not section.get("command") or wrapped(section):
         return None
     before = _argv(section)
-    record: dict[str, object] = {"hadArgs": "args" in section, **(extra or {})}
+    record: dict[str, object] = {"hadArgs": "args" in section}
+    if allowed is not None:
+        record.update(kuberc=allowed.kuberc, kubercEntry=allowed.entry)
     if "provideClusterInfo" in section:
         record["provideClusterInfo"] = section["provideClusterInfo"]
     if section.get("args") is None:
@@ -78,7 +85,7 @@ def wrap_exec(user_item: Any, shim: str, extra: dict[str, str] | None = None) ->
     section["provideClusterInfo"] = True
     extensions = user.setdefault("extensions", [])
     extensions.append({"name": EXTENSION, "extension": record})
-    return Change(describe(before), describe(_argv(section)), record)
+    return Change(describe(before), describe(_argv(section)), allowed)
 
 
 def unwrap_exec(user_item: Any) -> Change | None:
@@ -98,7 +105,14 @@ def unwrap_exec(user_item: Any) -> Change | None:
             section["provideClusterInfo"] = record["provideClusterInfo"]
         else:
             section.pop("provideClusterInfo", None)
-    return Change(describe(before), describe(_argv(section)), record)
+    return Change(describe(before), describe(_argv(section)), _allowed_in(record))
+
+
+def _allowed_in(record: Any) -> Allowed | None:
+    """The allowlist entry a wrap record names, if it names one."""
+    if record is None or not record.get("kubercEntry"):
+        return None
+    return Allowed(str(record["kuberc"]), str(record["kubercEntry"]))
 
 
 def _pop_extension(user: Any) -> Any:

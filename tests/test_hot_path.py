@@ -38,6 +38,12 @@ FORBIDDEN_ON_A_HIT = {
     "ruamel",
     "shim.crash",
     "shim.meta",
+    "shim.deadline",
+    "shim.verify",
+    "shim.kubeconfig",
+    "shim.yamlfile",
+    "shim.allowlist",
+    "shim.wrapping",
     "signal",
 }
 
