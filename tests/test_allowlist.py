@@ -10,6 +10,7 @@ from helpers import ALLOWLIST, HEADER
 from shim import allowlist, yamlfile
 from shim.errors import ShimError
 from shim.kuberc import Kuberc
+from shim.wrapping import Allowed
 
 
 def users(*commands: str) -> list[object]:
@@ -30,7 +31,7 @@ def test_wrap_adds_the_shim_where_the_allowlist_allows_what_it_wraps(tmp_path: P
     kuberc = policy(tmp_path, ALLOWLIST + f"- name: {tmp_path}/aws\n")
     env = {"PATH": str(tmp_path)}
     added = allowlist.entry_to_add(kuberc, users("aws"), "/opt/shim", env)
-    assert added == allowlist.Allowed(kuberc.path, "/opt/shim")
+    assert added == Allowed(kuberc.path, "/opt/shim")
     assert allowlist.entry_to_add(kuberc, users("other"), "/opt/shim", env) is None
     assert allowlist.entry_to_add(None, users("aws"), "/opt/shim", env) is None
 
