@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 from shim import __version__, log
 from shim.errors import EXIT_CRASH
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 _where: dict[str, str] = {}  # the cache directory of the call, once the options said it
 

@@ -7,6 +7,7 @@ Nothing reaches the cache or kubectl without passing here.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import orjson
 
@@ -15,15 +16,13 @@ from shim.timestamp import parse_timestamp
 API_GROUP = "client.authentication.k8s.io/"
 
 
+@dataclass(frozen=True)
 class Credential:
     """A valid ExecCredential: the bytes to print, its apiVersion and expiry (Unix seconds)."""
 
-    __slots__ = ("api_version", "expiry", "output")
-
-    def __init__(self, output: bytes, api_version: str, expiry: float | None) -> None:
-        self.output = output
-        self.api_version = api_version
-        self.expiry = expiry
+    output: bytes
+    api_version: str
+    expiry: float | None
 
 
 def _status_problems(status: object) -> tuple[list[str], float | None]:

@@ -18,14 +18,12 @@ for `shim kubeconfig wrap` is shim.allowlist's.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from shim.errors import ShimError, not_found
 from shim.files import open_regular, read_all
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
 
 ALLOW_ALL, DENY_ALL, ALLOWLIST = "AllowAll", "DenyAll", "Allowlist"
 ENTRY_FIELDS = ("name", "command")  # kubectl 1.35 knows `name`; 1.36 renames it `command`
@@ -35,15 +33,13 @@ class PolicyError(ShimError):
     """kubectl's credential-plugin policy does not let the shim run this backend."""
 
 
+@dataclass(frozen=True)
 class Policy:
     """A kuberc's credential-plugin policy: its file, its type, its allowlist entries."""
 
-    __slots__ = ("entries", "path", "type")
-
-    def __init__(self, path: str, policy_type: str, entries: list[str]) -> None:
-        self.path = path
-        self.type = policy_type or ALLOW_ALL
-        self.entries = entries
+    path: str
+    type: str  # ALLOW_ALL, DENY_ALL or ALLOWLIST
+    entries: list[str]
 
     def resolve(self, argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
         """`argv` with its command as it must run; PolicyError when the policy forbids it."""
@@ -136,7 +132,7 @@ def policy_of(document: Any, path: str) -> Policy:
     problem = _problem(policy_type, entries, listed=raw is not None)
     if problem:
         raise PolicyError(f"kubectl's kuberc {path}: {problem}")
-    return Policy(path, policy_type, entries)
+    return Policy(path, policy_type or ALLOW_ALL, entries)
 
 
 def entry_name(item: Any) -> str:
@@ -192,16 +188,14 @@ def _clean(path: str) -> str:
     return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
 
+@dataclass(frozen=True)
 class Kuberc:
     """A kuberc that sets a credential-plugin policy: its path, its document (round-trip
     nodes, for shim.allowlist to edit in place) and its policy."""
 
-    __slots__ = ("document", "path", "policy")
-
-    def __init__(self, path: str, document: Any) -> None:
-        self.path = path
-        self.document = document
-        self.policy = policy_of(document, path)
+    path: str
+    document: Any
+    policy: Policy
 
 
 def load_kuberc(path: str | None) -> Kuberc | None:
@@ -210,4 +204,5 @@ def load_kuberc(path: str | None) -> Kuberc | None:
     text = _read(path) if path is not None else None
     if path is None or text is None or b"credentialPlugin" not in text:
         return None
-    return Kuberc(path, load(text, path))
+    document = load(text, path)
+    return Kuberc(path, document, policy_of(document, path))

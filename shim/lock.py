@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import os
 import time
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from shim.files import make_0600, open_regular
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any, Callable
-
     from shim.deadline import Deadline
 
 _FIRST_POLL = 0.001

@@ -9,10 +9,10 @@ refuses those, and that used to throw a valid credential away.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from shim.backends import Selection, selection_of
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from shim.request import Request
 

@@ -29,6 +29,7 @@ import contextlib
 import os
 import signal
 import time
+from typing import Any
 
 from shim.deadline import Deadline
 from shim.errors import (
@@ -38,10 +39,6 @@ from shim.errors import (
     Terminated,
     not_found,
 )
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 _READ_SIZE = 65536
 _TAIL = 8192  # bytes of the backend's stderr kept to explain a failure

@@ -9,7 +9,7 @@ from helpers import ALLOWLIST, HEADER
 
 from shim import allowlist, yamlfile
 from shim.errors import ShimError
-from shim.kuberc import Kuberc
+from shim.kuberc import Kuberc, policy_of
 from shim.wrapping import Allowed
 
 
@@ -23,7 +23,8 @@ def users(*commands: str) -> list[object]:
 
 
 def policy(tmp_path: Path, body: str) -> Kuberc:
-    return Kuberc(str(tmp_path / "kuberc"), yamlfile.parse(HEADER + body))
+    path, document = str(tmp_path / "kuberc"), yamlfile.parse(HEADER + body)
+    return Kuberc(path, document, policy_of(document, path))
 
 
 def test_wrap_adds_the_shim_where_the_allowlist_allows_what_it_wraps(tmp_path: Path) -> None:
