@@ -1,4 +1,4 @@
-"""Issue #3's benchmark: medians of alternating runs, and the goal ratios.
+"""The benchmark: medians of alternating runs, and the goal ratios (the README's Speed).
 
 Run it through scripts/bench, which prepares .venv. It uses the real AWS CLI with
 throwaway static keys (no network) and, when kubectl is on PATH, the local HTTPS
@@ -320,6 +320,47 @@ def print_table(summary: dict[str, object]) -> None:
         print(f"| {goal['goal']:44} | {shown} | {goal['at_most']:7} | {verdict:6} |")
 
 
+def compare(old: str, new: str, rounds: int) -> int:
+    """A/B two installed shims (`--compare OLD NEW`): alternating rounds of a hit and a miss
+    in generic mode with `cat` of a fresh token as the backend, so that only the shims'
+    own cost differs (no AWS CLI noise). Each shim gets its own temporary HOME. Medians and
+    minima in milliseconds; no goal, no exit code: a measurement for a note."""
+    work = tempfile.mkdtemp(prefix="eks-token-shim-compare-")
+    token = os.path.join(work, "token.json")
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 840))
+    status = {"token": "t", "expirationTimestamp": expiry}
+    with open(token, "w") as file:
+        json.dump(
+            {
+                "kind": "ExecCredential",
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "status": status,
+            },
+            file,
+        )
+    shims = {"old": old, "new": new}
+    homes = {name: tempfile.mkdtemp(dir=work) for name in shims}
+
+    def timed(name: str, *args: str) -> float:
+        env = dict(os.environ, HOME=homes[name], LANG="C.UTF-8")
+        start = time.perf_counter()
+        command = [shims[name], *args, "--", "cat", token]
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - start
+
+    samples: dict[str, list[float]] = {}
+    for name in shims:
+        timed(name)  # cache the entry, warm the page cache
+    for _ in range(rounds):
+        for name in shims:
+            samples.setdefault(f"{name} hit", []).append(timed(name))
+            samples.setdefault(f"{name} miss", []).append(timed(name, "--refresh"))
+    for label, values in samples.items():
+        median, low = statistics.median(values) * 1000, min(values) * 1000
+        print(f"{label:9s} median {median:6.1f} ms  min {low:6.1f} ms  ({rounds} rounds)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -327,7 +368,15 @@ def main() -> int:
     )
     parser.add_argument("--burst", type=int, default=50, help="parallel cold calls (default 50)")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="instead: A/B two installed shims (paths to their `shim`), hit and miss alternating",
+    )
     args = parser.parse_args()
+    if args.compare:
+        return compare(*args.compare, rounds=args.rounds)
     summary = summarize(measure(args.rounds, args.burst))
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -94,7 +94,9 @@ class KeyLock:
                 if self._still_at_path(file):
                     self._file = file
                     return True
-                self._release(file)  # a purge removed the file we locked: lock the new one
+                # A purge removed the file we locked: lock the new one (the race of
+                # https://github.com/tox-dev/filelock/issues/31).
+                self._release(file)
                 file.close()
                 continue
             file.close()

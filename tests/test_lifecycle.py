@@ -1,4 +1,4 @@
-"""Issue #4: refresh ahead, stale-if-error and heal, through the token's life.
+"""Refresh ahead, stale-if-error and heal, through the token's life.
 
 The clock is moved by rewriting an entry's expiry and fetch time (as if that many
 seconds had passed); the fake backend logs every run.
@@ -268,7 +268,7 @@ def test_the_same_process_asking_again_for_a_rejected_token_heals_it(shim: Shim)
 
 
 def test_a_stalled_api_server_cannot_hold_a_heal_check(shim: Shim) -> None:
-    """Issue #8: the API server trickles its 401; the check gives up by its deadline and the
+    """The API server trickles its 401; the check gives up by its deadline and the
     cached token is served (before: each byte reset a 2 s timeout, and the call hung on)."""
     with ApiServer(lambda token: False, trickle=1.0) as api:
         info = exec_info(api)

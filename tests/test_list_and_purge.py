@@ -190,7 +190,7 @@ def test_purging_a_cluster_removes_its_sidecars_and_leaves_its_lock(shim: Shim) 
     key = key_of(shim)
     assert b"removed: cluster demo" in shim.run("--purge", "-c", "demo").stdout
     names = {path.name for path in shim.cache_dir.iterdir()} - {"background.log"}
-    assert names == {key + ".lock"}  # another process may hold it (filelock #31)
+    assert names == {key + ".lock"}  # another may hold it: tox-dev/filelock#31
 
 
 def test_list_shows_cluster_profile_region_and_how_each_entry_was_made(shim: Shim) -> None:

@@ -74,8 +74,9 @@ def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: st
 def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """filelock #31 again, the other way round: a purge removes the file between our flock
-    and our check. The lock we hold must be the file at the path, or anyone could take it."""
+    """The race of https://github.com/tox-dev/filelock/issues/31 the other way round: a
+    purge removes the file between our flock and our check. The lock we hold must be the
+    file at the path, or anyone could take it."""
     path = str(tmp_path / "k.lock")
     flock_try, release = IMPLEMENTATIONS["flock"]
     purges = [path]
@@ -110,8 +111,9 @@ def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> N
 def test_a_purged_lock_file_never_gives_two_holders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """filelock #31: B opened the lock file, a purge removed it, C locked a new file at the
-    path, A released the old one. B must not take the lock it now holds alone."""
+    """The race of https://github.com/tox-dev/filelock/issues/31: B opened the lock file,
+    a purge removed it, C locked a new file at the path, A released the old one. B must
+    not take the lock it now holds alone."""
     path = str(tmp_path / "k.lock")
     descriptors = sorted(os.listdir("/proc/self/fd"))
     holder_a = KeyLock(path)

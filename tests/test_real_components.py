@@ -76,7 +76,7 @@ def test_kubectl_through_the_shim_calls_the_backend_once(
 def test_a_config_output_format_does_not_break_eks_mode(
     tmp_path: Path, aws_env: dict[str, str], private_home: Path, output: str
 ) -> None:
-    """Issue #8.10: `output = text` in ~/.aws/config applies to get-token too."""
+    """`output = text` in ~/.aws/config applies to get-token too (https://github.com/aws/aws-cli/issues/7719)."""
     config = private_home / ".aws" / "config"
     config.write_text(config.read_text() + f"output = {output}\n")
     plain = subprocess.run(

@@ -185,7 +185,7 @@ def test_a_socks_proxy_is_not_guessed_at() -> None:
 
 
 def test_a_server_trickling_its_answer_cannot_hold_the_check() -> None:
-    """Issue #8: a 401 sent a byte every 0.5 s would arrive after ~20 s; the check has one
+    """A 401 sent a byte every 0.5 s would arrive after ~20 s; the check has one
     deadline for everything, so it gives up at its timeout and does not count as rejected."""
     with ApiServer(lambda token: False, trickle=0.5) as api:
         started = time.monotonic()
