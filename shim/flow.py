@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import errno
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from shim import background, log, store
 from shim.backends import failure_hint
@@ -37,8 +36,10 @@ if TYPE_CHECKING:
 _UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
-@dataclass(frozen=True)
-class Answer:
+# NamedTuples, not dataclasses, on a miss before the backend starts: `import dataclasses`
+# (inspect and all it imports) costs ~10 ms on a 2-core machine, which orjson pays anyway
+# later, while the backend runs.
+class Answer(NamedTuple):
     """The credential to print, and what shim.lookup.deliver needs for the bookkeeping."""
 
     credential: bytes

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shim.errors import ShimError, not_found
 from shim.files import open_regular, read_all
@@ -33,8 +32,7 @@ class PolicyError(ShimError):
     """kubectl's credential-plugin policy does not let the shim run this backend."""
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):  # (not a dataclass: see shim.flow.Answer)
     """A kuberc's credential-plugin policy: its file, its type, its allowlist entries."""
 
     path: str
@@ -188,8 +186,7 @@ def _clean(path: str) -> str:
     return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
 
-@dataclass(frozen=True)
-class Kuberc:
+class Kuberc(NamedTuple):
     """A kuberc that sets a credential-plugin policy: its path, its document (round-trip
     nodes, for shim.allowlist to edit in place) and its policy."""
 
