@@ -138,19 +138,24 @@ def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
     while rest and rest[0] in VERBOSE_FLAGS:
         rest = rest[1:]
     if rest[:1] == ["kubeconfig"]:
-        from shim import kubeconfig
-
         if rest is not args:  # `shim -v kubeconfig ...`
             log.set_verbose(True)
-        parsed = build_kubeconfig_parser().parse_args(rest[1:])
-        if parsed.verbose:
-            log.set_verbose(True)
-        plan = kubeconfig.plan_edit(parsed.action, parsed.kubeconfig, parsed.context, environ)
-        if not parsed.dry_run:
-            kubeconfig.apply(plan)
-        report_edit(plan, parsed.dry_run)
-        return 0
+        return kubeconfig_command(rest[1:], environ)
     return credential_command(args, environ)
+
+
+def kubeconfig_command(argv: list[str], environ: Mapping[str, str]) -> int:
+    """`shim kubeconfig {wrap,unwrap} ...`: plan the edit, write it, say what was done."""
+    from shim import kubeconfig
+
+    parsed = build_kubeconfig_parser().parse_args(argv)
+    if parsed.verbose:
+        log.set_verbose(True)
+    plan = kubeconfig.plan_edit(parsed.action, parsed.kubeconfig, parsed.context, environ)
+    if not parsed.dry_run:
+        kubeconfig.apply(plan)
+    report_edit(plan, parsed.dry_run)
+    return 0
 
 
 def report_edit(plan: kubeconfig.Plan, dry_run: bool) -> None:
