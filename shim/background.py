@@ -5,8 +5,8 @@ dir's background.log for stderr: kubectl waits until every holder of the plugin'
 stdout and stderr pipes has closed them, so a child that kept them would make
 kubectl hang. The log is opened here, by the parent, with shim.files' care, and
 handed over as a descriptor: posix_spawn's vfork would make an open of a FIFO in the
-spawn actions block us where not even SIGKILL could end the wait. Only `os` and
-`sys`: this runs on the hot path.
+spawn actions block us where not even SIGKILL could end the wait. A cache hit imports
+this module: shim.main states the import diet it keeps.
 """
 
 from __future__ import annotations

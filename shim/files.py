@@ -5,8 +5,8 @@ a symlink, a directory, a socket, a file of someone else's. So files are
 opened with O_NONBLOCK (opening a FIFO never waits for a writer or reader) and
 O_NOFOLLOW, and used only after fstat says they are regular files we own. Writes
 that must not be seen half-done go through a temp file in the same directory and
-os.replace. Only `os` and `stat`: the hot path reads entries and writes the
-credential through here (one module, not two: each costs a hit a .pyc to load).
+os.replace. A cache hit reads entries and writes the credential through here (one
+module, not two: each costs a hit a .pyc to load); shim.main states its import diet.
 """
 
 from __future__ import annotations

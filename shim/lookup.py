@@ -10,7 +10,7 @@ Google Cloud SDK's kubectl dispatcher also asks twice per healthy run from one p
 but the first time as the dispatcher and the second after exec'ing the versioned
 kubectl: the parent's executable tells them apart (seen on Linux).
 
-On the hot path: only os, and modules that import only os and stat.
+A cache hit imports this module: shim.main states the import diet it keeps.
 """
 
 from __future__ import annotations

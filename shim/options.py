@@ -5,7 +5,8 @@ here, and nowhere else: `cli` builds its argparse parser from this table, `reque
 reads defaults, variables and limits from it, and the hot path (`main`) reads a
 plain credential request with `scan`, which needs no argparse. `scan` answers None
 whenever it is not sure, and the full CLI then decides, so the two parsers can
-never disagree about a request the hot path serves.
+never disagree about a request the hot path serves. A cache hit imports this module:
+shim.main states the import diet it keeps.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MAX_SECONDS = 366 * 86400.0  # refresh windows and ages: a year covers any token
 
 
 class Option:
-    """One option that takes a value. (This module is on the hot path: no dataclass.)"""
+    """One option that takes a value (a class with __slots__: see shim.main)."""
 
     __slots__ = (
         "default",

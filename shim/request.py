@@ -2,7 +2,7 @@
 
 Pure: the caller passes the environment in. Both the hot path and the full CLI
 resolve requests here, so both derive the same backend argv, and so the same key.
-(On the hot path: no dataclass, no typing at run time.)
+A cache hit imports this module: shim.main states the import diet it keeps.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The cache directory: one `<key>.entry` file per credential, beside its `<key>.lock`.
 
-Only `os` and `stat` are used here, so that the hot path can read entries cheaply.
+A cache hit imports this module: shim.main states the import diet it keeps.
 Files are 0600 in a 0700 directory whatever the umask, written to a temp file in
 the same directory and moved into place (readers never see half an entry), and
 opened through shim.files: never following a symlink, never blocking on a FIFO. A
