@@ -103,7 +103,7 @@ def build_kubeconfig_parser() -> Parser:
     parser = Parser(
         prog="shim kubeconfig",
         allow_abbrev=False,
-        description=(kubeconfig.__doc__ or "").splitlines()[0],
+        description=kubeconfig.DESCRIPTION,
         epilog=kubeconfig.HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

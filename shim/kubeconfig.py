@@ -17,6 +17,10 @@ from shim import LAUNCHERS, allowlist, kuberc, log, yamlfile
 from shim.errors import ShimError
 from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
 
+DESCRIPTION = (
+    "`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out."
+)
+
 
 @dataclass(frozen=True)
 class UserChange:

@@ -128,7 +128,7 @@ def policy_of(document: Any, path: str) -> Policy:
     raw = document.get("credentialPluginAllowlist")
     entries = [entry_name(item) for item in raw or []]
     problem = _problem(policy_type, entries, listed=raw is not None)
-    if problem:
+    if problem is not None:
         raise PolicyError(f"kubectl's kuberc {path}: {problem}")
     return Policy(path, policy_type or ALLOW_ALL, entries)
 
@@ -143,11 +143,11 @@ def entry_name(item: Any) -> str:
     return ""
 
 
-def _problem(policy_type: str, entries: list[str], listed: bool) -> str:
+def _problem(policy_type: str, entries: list[str], listed: bool) -> str | None:
     # client-go's pluginpolicy.Validate: a policy that makes no sense is an error, so
     # that a misspelt field never leaves a policy that names nothing.
     if policy_type in ("", ALLOW_ALL, DENY_ALL):
-        return f"policy {policy_type!r} with an allowlist" if listed else ""
+        return f"policy {policy_type!r} with an allowlist" if listed else None
     if policy_type != ALLOWLIST:
         return f"unknown credentialPluginPolicy {policy_type!r}"
     if not entries:
@@ -155,7 +155,7 @@ def _problem(policy_type: str, entries: list[str], listed: bool) -> str:
     for entry in entries:
         if _clean(entry) != entry:  # ("" cleans to ".")
             return f"allowlist entry {entry!r} is empty or not a normalized path"
-    return ""
+    return None
 
 
 def look_path(name: str, environ: Mapping[str, str]) -> str | None:

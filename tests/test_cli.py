@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import Shim, token_of
 
+from shim import cli
 from shim.options import VALUE_OPTIONS
 
 
@@ -199,6 +200,21 @@ def test_the_readme_names_every_option_variable_and_default() -> None:
 
 def test_kubeconfig_help_explains_wrap_and_unwrap(shim: Shim) -> None:
     text = shim.run("kubeconfig", "--help").stdout.decode()
+    assert text.split("\n\n")[1] == (
+        "`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out."
+    )
     assert "wrap: put the shim in front of" in text
     assert "unwrap: give those users back" in text
     assert token_of(shim.run("-c", "demo").stdout)
+
+
+def test_kubeconfig_options_are_not_abbreviated_and_a_run_is_exit_0(
+    shim: Shim, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the credential command line: `--kube` is no `--kubeconfig` (a typo must not edit
+    a file it did not name). A run that finds nothing to do is still a success."""
+    result = shim.run("kubeconfig", "wrap", "--kube", "x", expect=2)
+    assert b"unrecognized arguments: --kube x" in result.stderr
+    shim.as_this_process(monkeypatch)
+    assert cli.run(["kubeconfig", "unwrap", "--dry-run"]) == 0
+    assert capsys.readouterr().out == "nothing to unwrap\n"
