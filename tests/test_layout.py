@@ -104,3 +104,13 @@ def test_the_test_command_runs_the_oldest_and_newest_python_the_package_claims()
     assert f"OLDEST_PYTHON={ends[0]}\n" in venv_script
     assert f"NEWEST_PYTHON={ends[-1]}\n" in venv_script
     assert f'requires-python = ">={ends[0]}"' in pyproject
+
+
+def test_the_readme_module_map_names_every_module_there_is() -> None:
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    mapped = set(re.findall(r"^\| `(shim/\w+\.py)`", readme, re.MULTILINE))
+    mapped |= set(re.findall(r"`, `(shim/\w+\.py)` \|", readme))  # "| `a.py`, `b.py` |"
+    modules = {f"shim/{path.name}" for path in (ROOT / "shim").glob("*.py")}
+    assert mapped == modules - {"shim/__init__.py", "shim/__main__.py"}
