@@ -21,11 +21,21 @@ from typing import TYPE_CHECKING, NamedTuple
 from shim import background, log, store
 from shim.backends import failure_hint
 from shim.deadline import Deadline
-from shim.entry import AHEAD, FRESH, REFRESH, SERVABLE, Entry, end_of_life, is_fresh
+from shim.entry import (
+    AHEAD,
+    FRESH,
+    REFRESH,
+    SERVABLE,
+    Entry,
+    end_of_life,
+    is_fresh,
+    watched_bytes,
+)
 from shim.errors import BackendError
 from shim.execinfo import cluster_info
+from shim.keys import fingerprint, identity_files_now
 from shim.lock import KeyLock
-from shim.lookup import Lookup, key_files, look_up, stage_of
+from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
 from shim.process import describe, start
 from shim.request import Request
 
@@ -55,6 +65,8 @@ def get_credential(request: Request, api_version: str, force: bool) -> Answer:
         log.warn(f"{problem}: working without a cache")
         return Answer(fetch(request, api_version, deadline).output, None, False)
     found = look_up(request, api_version, time.time(), force)
+    if found.identity_changed:
+        log.debug(f"an identity file changed since the entry was fetched: {found.files.entry}")
     stale = found.entry
     if found.servable is not None:
         if not (found.asked_again and rejected_by_server(found.servable, request, deadline)):
@@ -96,10 +108,11 @@ def fetch_and_cache(
     try:
         if not force:
             # Whoever held the lock before us may have fetched it already (one backend run).
-            stale = store.read_entry(files.entry) or stale
+            stale = read_current(files.entry) or stale
             if stale is not None and stage_of(stale, time.time(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential
+        identity = IdentityFiles.now(request)
         try:
             credential = fetch(request, api_version, deadline)
         except BackendError as error:
@@ -109,7 +122,7 @@ def fetch_and_cache(
             left = end_of_life(stale.expiry, stale.fetched_at, request.max_age) - time.time()
             log.warn(f"{error.message}: serving the cached credential, valid for {left:.0f} s more")
             return stale.credential
-        save_if_cacheable(files.entry, request, credential, time.time())
+        save_if_cacheable(files.entry, request, credential, identity, time.time())
         return credential.output
     finally:
         lock.release()
@@ -148,17 +161,18 @@ def refresh_in_background(request: Request, api_version: str) -> None:
         log.error(f"background refresh: cannot lock {files.lock}: {error.strerror or error}")
         return
     try:
-        entry = store.read_entry(files.entry)
+        entry = read_current(files.entry)
         if not held or entry is None:
             return  # a fetch is running, or the entry went away: nothing to get ahead of
         if stage_of(entry, time.time(), request) == FRESH:
             return  # another process refreshed it
+        identity = IdentityFiles.now(request)
         try:
             credential = fetch(request, api_version, deadline)
         except BackendError as error:
             log.error(f"background refresh: {error.message}; the cached entry stays")
             return
-        save_if_cacheable(files.entry, request, credential, time.time())
+        save_if_cacheable(files.entry, request, credential, identity, time.time())
     finally:
         lock.release()
     log.debug(f"background refresh of {describe(request.command)} done")
@@ -188,7 +202,22 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     return result
 
 
-def save_if_cacheable(path: str, request: Request, credential: Credential, now: float) -> None:
+class IdentityFiles(NamedTuple):
+    """The identity files of a fetch and their fingerprint, taken before the backend runs:
+    a file that changes while it runs makes the entry a miss at the next call."""
+
+    watched: bytes  # shim.entry.Entry.watched
+    fingerprint: bytes
+
+    @classmethod
+    def now(cls, request: Request) -> IdentityFiles:
+        paths = identity_files_now(request.env, request.watched)
+        return cls(watched_bytes(paths), fingerprint(paths))
+
+
+def save_if_cacheable(
+    path: str, request: Request, credential: Credential, identity: IdentityFiles, now: float
+) -> None:
     """Cache `credential` unless it has no expiry or is due for refresh; never fail for it:
     the credential is valid, and kubectl gets it whatever happens to the cache."""
     if credential.expiry is None:
@@ -207,7 +236,14 @@ def save_if_cacheable(path: str, request: Request, credential: Credential, now: 
         from shim import meta
 
         record = meta.encode(request, credential.api_version)
-        entry = Entry(int(credential.expiry), int(now), record, credential.output)
+        entry = Entry(
+            int(credential.expiry),
+            int(now),
+            record,
+            credential.output,
+            identity.watched,
+            identity.fingerprint,
+        )
         if not store.write_entry(path, entry):
             log.warn(f"the credential is too large to cache ({len(credential.output)} bytes)")
             return

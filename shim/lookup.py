@@ -36,16 +36,23 @@ ASKED_AGAIN_WITHIN = 10.0  # seconds; client-go asks again right after the 401
 class Lookup:
     """A request's cache files, its entry, the entry's stage, and who is asking."""
 
-    __slots__ = ("asked_again", "asker", "entry", "files", "stage")
+    __slots__ = ("asked_again", "asker", "entry", "files", "identity_changed", "stage")
 
     def __init__(
-        self, files: KeyFiles, entry: Entry | None, stage: str, asker: str | None, again: bool
+        self,
+        files: KeyFiles,
+        entry: Entry | None,
+        stage: str,
+        asker: str | None,
+        again: bool,
+        identity_changed: bool = False,
     ) -> None:
         self.files = files
         self.entry = entry
         self.stage = stage
         self.asker = asker  # the kubectl process asking, None outside kubectl
         self.asked_again = again  # it was served this entry moments ago: maybe a 401 (heal)
+        self.identity_changed = identity_changed  # an entry was there, for another identity
 
     @property
     def servable(self) -> Entry | None:
@@ -55,8 +62,15 @@ class Lookup:
 
 def key_files(request: Request, api_version: str) -> KeyFiles:
     """The cache files of `request` answered with `api_version`."""
-    key = cache_key(request.command, api_version, request.env, request.key_env)
+    key = cache_key(request.command, api_version, request.env, request.key_env, request.watched)
     return KeyFiles(request.cache_dir, key)
+
+
+def read_current(path: str) -> Entry | None:
+    """The entry at `path`, unless an identity file changed since it was fetched: a token
+    signed for another identity is never served, not even when its refresh fails."""
+    entry = read_entry(path)
+    return entry if entry is not None and entry.identity_unchanged() else None
 
 
 def stage_of(entry: Entry | None, now: float, request: Request) -> str:
@@ -69,6 +83,9 @@ def look_up(request: Request, api_version: str, now: float, force: bool = False)
     by kubectl, which sets KUBERNETES_EXEC_INFO). `force` ignores the entry."""
     files = key_files(request, api_version)
     entry = None if force else read_entry(files.entry)
+    changed = entry is not None and not entry.identity_unchanged()
+    if changed:
+        entry = None
     phase = stage_of(entry, now, request)
     asker = client_identity() if request.env.get(ENV_VAR) else None
     again = (
@@ -76,7 +93,7 @@ def look_up(request: Request, api_version: str, now: float, force: bool = False)
         and asker is not None
         and asked_again(read_private(files.served), asker, now)
     )
-    return Lookup(files, entry, phase, asker, again)
+    return Lookup(files, entry, phase, asker, again, changed)
 
 
 def deliver(

@@ -11,6 +11,8 @@ shim.main states the import diet it keeps.
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -139,6 +141,15 @@ SETTINGS = (
         kind=ENV_NAME,
         repeatable=True,
     ),
+    Option(
+        ("--key-file",),
+        "key_file",
+        "PATH",
+        "also key the cache on this file: when it changes in any way, the next call fetches "
+        f"(repeatable; the variable holds paths separated by {os.pathsep!r})",
+        env="EKS_SHIM_KEY_FILE",
+        repeatable=True,
+    ),
 )
 
 VALUE_OPTIONS = SELECTION + SETTINGS
@@ -168,10 +179,14 @@ def debug_requested(environ: Mapping[str, str]) -> bool:
     return environ.get(DEBUG_ENV) == "1"
 
 
-def repeated(values: Mapping[str, str], dest: str) -> list[str]:
-    """Every value a repeatable option was given, in order."""
-    text = values.get(dest)
-    return text.split(REPEAT_SEPARATOR) if text else []
+def repeated(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> list[str]:
+    """Every value a repeatable option was given, in order; else those of its variable,
+    separated by os.pathsep as in KUBECONFIG (empty ones dropped)."""
+    if dest in values:
+        return values[dest].split(REPEAT_SEPARATOR)
+    env = BY_DEST[dest].env
+    text = environ.get(env, "") if env else ""
+    return [value for value in text.split(os.pathsep) if value]
 
 
 def scan(options_argv: Sequence[str]) -> dict[str, str] | None:

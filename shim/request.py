@@ -7,9 +7,8 @@ A cache hit imports this module: shim.main states the import diet it keeps.
 
 from __future__ import annotations
 
-import os.path
-
 from shim.errors import UsageError
+from shim.keys import expand_path, identity_files
 from shim.options import BY_DEST, POSITIVE_SECONDS, repeated, setting
 
 TYPE_CHECKING = False
@@ -34,6 +33,7 @@ class Request:
         "refresh_ahead",
         "refresh_before",
         "timeout",
+        "watched",
     )
 
     def __init__(
@@ -48,6 +48,7 @@ class Request:
         key_env: tuple[str, ...],
         mode: str,
         args: list[str],
+        watched: tuple[str, ...] = (),
     ) -> None:
         self.command = command
         self.env = env
@@ -59,6 +60,7 @@ class Request:
         self.key_env = key_env
         self.mode = mode  # "eks": built from -c/-p/-r; "generic": the command after --
         self.args = args
+        self.watched = watched  # the identity files (shim.keys.identity_files), --key-file's last
 
 
 def parse_seconds(text: str, what: str, option: Option) -> float:
@@ -81,14 +83,9 @@ def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> 
     cache_dir = setting(values, environ, "cache_dir")
     if not cache_dir:
         raise UsageError("--cache-dir takes a directory, not an empty string")
-    home = environ.get("HOME")
-    if home and (cache_dir == "~" or cache_dir.startswith("~/")):
-        cache_dir = home + cache_dir[1:]  # the given environment's HOME, as the shell would
-    cache_dir = os.path.expanduser(cache_dir)
-    try:
-        return os.path.abspath(cache_dir)
-    except OSError:  # a relative dir, and the current directory is gone: it names nothing,
-        return cache_dir  # so every use fails as a missing dir does (no cache, a warning)
+    # (A relative dir, and the current directory is gone: it names nothing, so every use
+    # fails as a missing dir does: no cache, a warning.)
+    return expand_path(cache_dir, environ)
 
 
 def _seconds_setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> float:
@@ -143,9 +140,12 @@ def resolve(
     refresh_ahead = _seconds_setting(values, environ, "refresh_ahead")
     max_age = _seconds_setting(values, environ, "max_age")
     timeout = _seconds_setting(values, environ, "timeout")
-    key_env = repeated(values, "key_env")
+    key_env = repeated(values, environ, "key_env")
     if any(not name or "=" in name for name in key_env):
         raise UsageError("--key-env takes the name of an environment variable")
+    key_files = repeated(values, environ, "key_file")
+    if not all(key_files):
+        raise UsageError("--key-file takes a path, not an empty string")
     argv = _backend_command(values, command, environ)
     env = dict(environ)
     if values.get("profile"):
@@ -161,4 +161,5 @@ def resolve(
         key_env=tuple(sorted(set(key_env))),
         mode="generic" if command is not None else "eks",
         args=list(args),
+        watched=identity_files(env, key_files),
     )

@@ -29,6 +29,9 @@ with open(log, "a") as file:
 with open(log) as file:
     count = sum(1 for _ in file)
 
+if os.environ.get("FAKE_TOUCH"):  # a file changed while the backend runs (appended to)
+    with open(os.environ["FAKE_TOUCH"], "a") as touched:
+        touched.write("changed while the backend ran\n")
 if mode.startswith("sleep"):  # sleep:SECONDS, then answer as "ok"
     time.sleep(float(mode.partition(":")[2]))
 if mode.startswith("child-sleep"):  # child-sleep:SECONDS: a child `sleep` too, its pid noted

@@ -19,7 +19,7 @@ from apiserver import ApiServer
 from hypothesis import strategies as st
 
 from shim.deadline import Deadline
-from shim.entry import Entry, decode_entry, encode_entry
+from shim.entry import decode_entry, encode_entry
 from shim.lock import DEFAULT_IMPLEMENTATION, KeyLock
 from shim.options import VALUE_OPTIONS
 
@@ -152,10 +152,8 @@ def age(shim: Shim, seconds: float) -> None:
     (path,) = shim.entries()
     entry = decode_entry(path.read_bytes())
     assert entry is not None
-    moved = Entry(
-        int(entry.expiry - seconds), int(entry.fetched_at - seconds), entry.meta, entry.credential
-    )
-    path.write_bytes(encode_entry(moved))
+    entry.expiry, entry.fetched_at = int(entry.expiry - seconds), int(entry.fetched_at - seconds)
+    path.write_bytes(encode_entry(entry))
 
 
 def cached_token(shim: Shim) -> str:

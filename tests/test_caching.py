@@ -23,7 +23,7 @@ from helpers import (
 )
 
 from shim import cli
-from shim.entry import Entry, decode_entry, encode_entry
+from shim.entry import decode_entry, encode_entry
 from shim.files import MAX_READ
 
 
@@ -32,10 +32,9 @@ def rewrite(shim: Shim, **fields: int) -> None:
     (path,) = shim.entries()
     entry = decode_entry(path.read_bytes())
     assert entry is not None
-    values = {"expiry": entry.expiry, "fetched_at": entry.fetched_at, **fields}
-    path.write_bytes(
-        encode_entry(Entry(values["expiry"], values["fetched_at"], entry.meta, entry.credential))
-    )
+    for name, value in fields.items():
+        setattr(entry, name, value)
+    path.write_bytes(encode_entry(entry))
 
 
 def test_backend_inherits_exec_info_and_answers_the_asked_api_version(shim: Shim) -> None:

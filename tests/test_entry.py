@@ -16,15 +16,23 @@ from shim.entry import (
     encode_entry,
     is_fresh,
     stage,
+    watched_bytes,
 )
 
+paths = st.lists(
+    st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=30), max_size=5
+)
 entries = st.builds(
     Entry,
     st.integers(0, 2**40),
     st.integers(0, 2**40),
     st.binary(max_size=50),
     st.binary(max_size=200),
+    paths.map(watched_bytes),
+    st.text("0123456789abcdef", min_size=64, max_size=64).map(str.encode),
 )
+MAGIC = b"eks-token-shim-entry/2"
+FINGERPRINT = b"f" * 64
 
 
 def crafted(fields: list[bytes], body: bytes, newline: bool = True) -> bytes:
@@ -41,12 +49,15 @@ def crafted(fields: list[bytes], body: bytes, newline: bool = True) -> bytes:
 def test_entries_round_trip(entry: Entry) -> None:
     decoded = decode_entry(encode_entry(entry))
     assert decoded is not None
-    assert (decoded.expiry, decoded.fetched_at, decoded.meta, decoded.credential) == (
-        entry.expiry,
-        entry.fetched_at,
-        entry.meta,
-        entry.credential,
-    )
+    fields = ("expiry", "fetched_at", "meta", "credential", "watched", "fingerprint")
+    assert [getattr(decoded, name) for name in fields] == [getattr(entry, name) for name in fields]
+
+
+@given(paths)
+def test_the_watched_paths_come_back_as_they_were_recorded(names: list[str]) -> None:
+    entry = decode_entry(encode_entry(Entry(1, 0, b"", b"x", watched_bytes(names))))
+    assert entry is not None
+    assert entry.watched_paths() == names
 
 
 @given(entries, st.data())
@@ -78,24 +89,28 @@ def test_freshness_edges() -> None:
 
 
 def test_a_crafted_entry_of_this_format_is_read() -> None:
-    entry = decode_entry(crafted([b"eks-token-shim-entry/1", b"20", b"10", b"2", b"3"], b"{}abc"))
+    fields = [MAGIC, b"20", b"10", b"2", b"5", b"3", FINGERPRINT]
+    entry = decode_entry(crafted(fields, b"{}/a\0/babc"))
     assert entry is not None
     assert (entry.expiry, entry.fetched_at, entry.meta, entry.credential) == (20, 10, b"{}", b"abc")
+    assert (entry.watched_paths(), entry.fingerprint) == (["/a", "/b"], FINGERPRINT)
 
 
 def test_another_format_or_a_missing_newline_is_no_entry_whatever_its_digest() -> None:
-    assert (
-        decode_entry(crafted([b"eks-token-shim-entry/2", b"20", b"10", b"0", b"3"], b"abc")) is None
-    )
-    empty = crafted([b"eks-token-shim-entry/1", b"20", b"10", b"0", b"0"], b"", newline=False)
+    old = crafted([b"eks-token-shim-entry/1", b"20", b"10", b"0", b"3"], b"abc")
+    assert decode_entry(old) is None  # the format before the identity files
+    other = [b"eks-token-shim-entry/3", b"20", b"10", b"0", b"0", b"3", FINGERPRINT]
+    assert decode_entry(crafted(other, b"abc")) is None
+    fields = [MAGIC, b"20", b"10", b"0", b"0", b"0", FINGERPRINT]
+    empty = crafted(fields, b"", newline=False)
     assert decode_entry(empty) is None
 
 
 def test_a_header_has_at_most_256_bytes() -> None:
     def header_of(length: int) -> bytes:
         # Zeros before the expiry's digits stretch the header to `length`, digest included.
-        padding = length - len(b"eks-token-shim-entry/1 20 10 0 3 ") - 64
-        fields = [b"eks-token-shim-entry/1", b"0" * padding + b"20", b"10", b"0", b"3"]
+        padding = length - len(MAGIC + b" 20 10 0 0 3  ") - 2 * 64
+        fields = [MAGIC, b"0" * padding + b"20", b"10", b"0", b"0", b"3", FINGERPRINT]
         data = crafted(fields, b"abc")
         assert len(data.partition(b"\n")[0]) == length
         return data
@@ -104,13 +119,13 @@ def test_a_header_has_at_most_256_bytes() -> None:
     assert decode_entry(header_of(257)) is None
 
 
-@given(st.lists(st.sampled_from([b"eks-token-shim-entry/1", b"1", b"0", b"x", b""]), max_size=8))
+@given(st.lists(st.sampled_from([MAGIC, b"1", b"0", b"x", b""]), max_size=10))
 def test_headers_with_too_few_or_too_many_fields_never_raise(parts: list[bytes]) -> None:
     assert decode_entry(b" ".join(parts) + b"\nbody") is None
 
 
 def test_the_lengths_must_add_up_to_the_body_whatever_its_digest() -> None:
-    longer = crafted([b"eks-token-shim-entry/1", b"20", b"10", b"2", b"3"], b"{}abc-and-more")
+    longer = crafted([MAGIC, b"20", b"10", b"2", b"0", b"3", FINGERPRINT], b"{}abc-and-more")
     assert decode_entry(longer) is None
 
 

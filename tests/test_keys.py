@@ -1,12 +1,25 @@
-"""shim.keys: which requests share a cache entry."""
+"""shim.keys: which requests share a cache entry, and the identity files an entry watches."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from shim.execinfo import DEFAULT_API_VERSION
-from shim.keys import IDENTITY_ENV_VARS, cache_key
+from shim.keys import (
+    IDENTITY_ENV_VARS,
+    cache_key,
+    expand_path,
+    file_state,
+    fingerprint,
+    identity_files,
+    identity_files_now,
+)
 
 argvs = st.lists(st.text(min_size=0, max_size=8), min_size=1, max_size=5)
 
@@ -90,3 +103,151 @@ def test_every_identity_variable_tells_identities_apart() -> None:
     assert cache_key(command, DEFAULT_API_VERSION, unrelated) == cache_key(
         command, DEFAULT_API_VERSION, base
     )
+
+
+def test_paths_of_identity_files_are_in_the_key() -> None:
+    one = cache_key(["aws"], "v", {}, (), ["/home/a/.aws/credentials"])
+    assert one != cache_key(["aws"], "v", {}, (), ["/home/b/.aws/credentials"])
+    assert one != cache_key(["aws"], "v", {}, (), [])
+    assert one != cache_key(["aws", "/home/a/.aws/credentials"], "v", {})  # fields stay apart
+    assert one == cache_key(["aws"], "v", {}, (), ["/home/a/.aws/credentials"])
+
+
+def test_the_default_identity_files_are_under_home() -> None:
+    assert identity_files({"HOME": "/h"}) == (
+        "/h/.aws/config",
+        "/h/.aws/credentials",
+        "/h/.config/gcloud/active_config",
+        "/h/.azure/azureProfile.json",
+        "/h/.azure/clouds.config",
+    )
+
+
+def test_variables_move_identity_files_and_an_empty_one_names_none() -> None:
+    env = {
+        "HOME": "/h",
+        "AWS_CONFIG_FILE": "~/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/etc/creds",
+        "CLOUDSDK_CONFIG": "",
+        "AZURE_CONFIG_DIR": "/az",
+    }
+    assert identity_files(env, ["~/extra", "/abs"]) == (
+        "/h/aws-config",
+        "/etc/creds",
+        "/az/azureProfile.json",
+        "/az/clouds.config",
+        "/h/extra",
+        "/abs",
+    )
+
+
+def test_a_named_gcloud_configuration_is_watched_without_reading_active_config() -> None:
+    env = {"HOME": "/h", "CLOUDSDK_CONFIG": "/g", "CLOUDSDK_ACTIVE_CONFIG_NAME": "work"}
+    watched = identity_files(env)
+    assert "/g/active_config" in watched
+    assert "/g/configurations/config_work" in watched
+    assert identity_files_now(env, watched) == watched
+
+
+def test_a_relative_path_is_taken_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert expand_path("creds", {"HOME": "/h"}) == str(tmp_path / "creds")
+    assert expand_path("~", {"HOME": "/h"}) == "/h"
+    assert expand_path("~/x/../y", {"HOME": "/h"}) == "/h/y"
+
+
+@pytest.mark.parametrize(
+    ("active_config", "properties"),
+    [
+        (None, "config_default"),  # gcloud's default when there is no active_config
+        (b"work\n", "config_work"),
+        (b"", "config_default"),
+        (b"../../etc/passwd", None),  # not a name gcloud makes: nothing more is watched
+        (b".hidden", None),
+    ],
+)
+def test_the_active_gcloud_configuration_is_read_at_fetch(
+    tmp_path: Path, active_config: bytes | None, properties: str | None
+) -> None:
+    env = {"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path / "g")}
+    (tmp_path / "g").mkdir()
+    if active_config is not None:
+        (tmp_path / "g" / "active_config").write_bytes(active_config)
+    watched = identity_files(env)
+    now = identity_files_now(env, watched)
+    assert now[: len(watched)] == watched
+    extra = [str(tmp_path / "g" / "configurations" / properties)] if properties else []
+    assert list(now[len(watched) :]) == extra
+
+
+def test_without_a_gcloud_directory_nothing_more_is_read() -> None:
+    env = {"HOME": "/h", "CLOUDSDK_CONFIG": ""}
+    assert identity_files_now(env, ("/a",)) == ("/a",)
+
+
+def _changes(tmp_path: Path) -> dict[str, Callable[[], None]]:
+    """Each way an identity file changes, as a function that changes `file`."""
+    file = tmp_path / "credentials"
+
+    def rewrite_same_size() -> None:
+        with open(file, "r+b") as handle:
+            handle.write(b"AKIANEWIDENTITY99999")
+
+    def replace() -> None:
+        (tmp_path / "new").write_bytes(file.read_bytes())
+        os.replace(tmp_path / "new", file)
+
+    def retarget() -> None:
+        (tmp_path / "other").write_bytes(file.read_bytes())
+        file.unlink()
+        file.symlink_to(tmp_path / "other")
+
+    def touch() -> None:
+        stat = file.stat()
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+
+    return {
+        "rewrite": rewrite_same_size,
+        "replace": replace,
+        "remove": file.unlink,
+        "retarget": retarget,
+        "touch": touch,
+    }
+
+
+@pytest.mark.parametrize("change", ["rewrite", "replace", "remove", "retarget", "touch"])
+def test_any_change_to_a_file_changes_its_fingerprint(tmp_path: Path, change: str) -> None:
+    file = tmp_path / "credentials"
+    file.write_bytes(b"AKIAEXAMPLEEXAMPLE12")
+    before = fingerprint([str(file)])
+    assert fingerprint([str(file)]) == before  # looking again is no change
+    _changes(tmp_path)[change]()
+    assert fingerprint([str(file)]) != before
+
+
+def test_a_file_that_appears_changes_the_fingerprint(tmp_path: Path) -> None:
+    file = tmp_path / "credentials"
+    before = fingerprint([str(file)])
+    assert file_state(str(file)) == "-"
+    file.write_bytes(b"")
+    assert fingerprint([str(file)]) != before
+
+
+def test_a_fifo_or_a_directory_is_only_stated_never_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert file_state(str(fifo)) not in ("-", "")  # a stat: no open, so no wait for a writer
+    assert file_state(str(tmp_path / "fifo" / "below")) == "-"  # (ENOTDIR: nothing there)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may search any directory")
+def test_a_file_that_cannot_be_stated_has_its_error_for_a_state(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0)
+    try:
+        assert file_state(str(closed / "credentials")) == "!13"  # EACCES
+    finally:
+        closed.chmod(0o700)

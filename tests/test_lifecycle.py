@@ -33,7 +33,7 @@ from helpers import (
 )
 
 from shim.background import LOG_LIMIT
-from shim.entry import Entry, decode_entry, encode_entry
+from shim.entry import decode_entry, encode_entry
 
 FLAG = b"--background-refresh"
 
@@ -457,7 +457,8 @@ def test_an_entry_with_no_token_to_check_is_served_when_asked_for_again(
     (path,) = shim.entries()
     entry = decode_entry(path.read_bytes())
     assert entry is not None
-    path.write_bytes(encode_entry(Entry(entry.expiry, entry.fetched_at, entry.meta, credential)))
+    entry.credential = credential
+    path.write_bytes(encode_entry(entry))
     again = shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info)  # the same parent: asked again
     assert again.stdout == credential
     assert len(shim.calls()) == 1

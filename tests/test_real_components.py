@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from apiserver import ApiServer, is_signed_eks_token, kubeconfig, write_aws_throwaway_credentials
@@ -69,6 +71,45 @@ def test_kubectl_through_the_shim_calls_the_backend_once(
     assert aws_runs(tmp_path) == 1
     assert len(set(api.tokens)) == 1
     assert is_signed_eks_token(api.tokens[0])
+
+
+def access_key_of(token: str) -> str:
+    """The access key that signed an EKS token: the first part of its X-Amz-Credential."""
+    encoded = token[len("k8s-aws-v1.") :]
+    url = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    return parse_qs(urlsplit(url).query)["X-Amz-Credential"][0].split("/")[0]
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.real_aws
+def test_kubectl_gets_a_token_of_the_new_key_once_the_credentials_file_changed(
+    tmp_path: Path, aws_env: dict[str, str], private_home: Path
+) -> None:
+    """As `aws configure`, saml2aws or granted switch identities: rewrite [default]."""
+    kubectl = require_tool("kubectl")
+    config = tmp_path / "kubeconfig"
+    credentials = private_home / ".aws" / "credentials"
+    with ApiServer() as api:
+        config.write_text(kubeconfig(api, shim_argv()[0], ["-c", "demo"]))
+        for _ in range(2):
+            assert kubectl_version(kubectl, aws_env, config).returncode == 0
+        before = len(api.tokens)
+        text = credentials.read_text()
+        credentials.write_text(text.replace("AKIAIOSFODNN7EXAMPLE", "AKIANEWIDENTITY99999"))
+        for _ in range(2):
+            assert kubectl_version(kubectl, aws_env, config).returncode == 0
+    assert aws_runs(tmp_path) == 2
+    keys = [access_key_of(token) for token in api.tokens]
+    assert set(keys[:before]) == {"AKIAIOSFODNN7EXAMPLE"}
+    assert set(keys[before:]) == {"AKIANEWIDENTITY99999"}
+    plain = subprocess.run(
+        [real_aws(), "eks", "get-token", "--cluster-name", "demo", "--output", "json"],
+        env=aws_env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert access_key_of(token_of(plain.stdout)) == "AKIANEWIDENTITY99999"  # as the shim's
 
 
 @pytest.mark.real_aws
