@@ -11,10 +11,11 @@ import time
 class Deadline:
     """The monotonic time by which something must be done, `seconds` from its making."""
 
-    __slots__ = ("at", "seconds")
+    __slots__ = ("at", "seconds", "setting")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, setting: str = "--timeout") -> None:
         self.seconds = seconds  # as given: for messages ("--timeout 5 s")
+        self.setting = setting  # the option that set it, for messages
         self.at = time.monotonic() + seconds
 
     def left(self) -> float:
@@ -27,4 +28,8 @@ class Deadline:
 
     def share(self, fraction: float) -> Deadline:
         """A deadline `fraction` of the time left from now: a step that must leave room."""
-        return Deadline(self.left() * fraction)
+        return Deadline(self.left() * fraction, self.setting)
+
+    def earlier(self, other: Deadline) -> Deadline:
+        """Whichever of the two comes first."""
+        return other if other.at < self.at else self

@@ -54,7 +54,7 @@ class Answer(NamedTuple):
 
     credential: bytes
     found: Lookup | None  # the cache lookup it came through; None: no cache
-    ahead: bool  # served from an entry due for a refresh ahead
+    ahead: bool  # refresh the entry in the background: due for a refresh ahead, or cut short
 
 
 def get_credential(request: Request, api_version: str, force: bool) -> Answer:
@@ -74,8 +74,8 @@ def get_credential(request: Request, api_version: str, force: bool) -> Answer:
             return Answer(found.servable.credential, found, found.stage == AHEAD)
         store.remove_entry(found.files)  # (a fresh entry another shim writes meanwhile is served)
         stale = None
-    credential = fetch_and_cache(request, api_version, found.files, stale, force, deadline)
-    return Answer(credential, found, False)
+    credential, behind = fetch_and_cache(request, api_version, found.files, stale, force, deadline)
+    return Answer(credential, found, behind)
 
 
 def fetch_and_cache(
@@ -85,25 +85,30 @@ def fetch_and_cache(
     stale: Entry | None,
     force: bool,
     deadline: Deadline,
-) -> bytes:
+) -> tuple[bytes, bool]:
     """Fetch with the key's lock held where it can be; serve a still-valid entry when the
-    backend fails (stale-if-error); cache what was fetched where the cache can be written."""
+    backend fails (stale-if-error) or keeps it waiting past --refresh-wait; cache what was
+    fetched where the cache can be written. The credential, and whether to refresh the
+    entry in the background (the backend was cut short for a still-valid token)."""
     try:
         store.ensure_cache_dir(request.cache_dir)
     except OSError as error:
         log.warn(f"cannot create {request.cache_dir}: {error.strerror}: working without a cache")
-        return fetch(request, api_version, deadline).output
+        return fetch(request, api_version, deadline).output, False
     lock = KeyLock(files.lock)
     # Half the time left at most for another process's fetch: then the backend gets the rest.
-    wait = deadline.share(0.5)
+    patience = refresh_wait(stale, request, deadline)
+    wait = deadline.share(0.5).earlier(patience)
     try:
         if not lock.acquire(wait):
+            if patience is not deadline and still_valid(stale, request):
+                return serve_stale(stale, request, f"another shim held {files.lock}"), False
             log.warn(f"another shim held {files.lock} for {wait.seconds:.3g} s: fetching anyway")
     except OSError as error:
         reason = error.strerror or str(error)
         if error.errno in _UNWRITABLE:  # the entry could not be written either: one warning
             log.warn(f"cannot write in {request.cache_dir}: {reason}: working without a cache")
-            return fetch(request, api_version, deadline).output
+            return fetch(request, api_version, deadline).output, False
         log.warn(f"cannot lock {files.lock}: {reason}: fetching without the lock")
     try:
         if not force:
@@ -111,21 +116,46 @@ def fetch_and_cache(
             stale = read_current(files.entry) or stale
             if stale is not None and stage_of(stale, time.time(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
-                return stale.credential
+                return stale.credential, False
         identity = IdentityFiles.now(request)
         try:
-            credential = fetch(request, api_version, deadline)
+            if patience.passed():  # (--refresh-wait 0): the background refreshes it
+                raise BackendError(f"{patience.setting} is {patience.seconds:g} s")
+            credential = fetch(request, api_version, patience)
         except BackendError as error:
-            if stale is None or stage_of(stale, time.time(), request) != REFRESH:
+            if not still_valid(stale, request):
                 raise
             # Stale-if-error: the token has not expired yet, only its refresh is due.
-            left = end_of_life(stale.expiry, stale.fetched_at, request.max_age) - time.time()
-            log.warn(f"{error.message}: serving the cached credential, valid for {left:.0f} s more")
-            return stale.credential
+            behind = patience is not deadline and patience.passed()
+            return serve_stale(stale, request, error.message, behind), behind
         save_if_cacheable(files.entry, request, credential, identity, time.time())
-        return credential.output
+        return credential.output, False
     finally:
         lock.release()
+
+
+def refresh_wait(stale: Entry | None, request: Request, deadline: Deadline) -> Deadline:
+    """How long this call may wait for a new token: with one still valid for more than
+    --refresh-wait (the refresh stage), that long at most, else the whole `deadline`."""
+    if stale is None or stage_of(stale, time.time(), request) != REFRESH:
+        return deadline
+    left = end_of_life(stale.expiry, stale.fetched_at, request.max_age) - time.time()
+    if left <= request.refresh_wait:
+        return deadline  # it would end while we wait: the backend gets the whole deadline
+    return deadline.earlier(Deadline(request.refresh_wait, "--refresh-wait"))
+
+
+def still_valid(stale: Entry | None, request: Request) -> bool:
+    """Whether `stale` may still be served when its refresh fails (the refresh stage)."""
+    return stale is not None and stage_of(stale, time.time(), request) == REFRESH
+
+
+def serve_stale(stale: Entry, request: Request, why: str, behind: bool = False) -> bytes:
+    """The credential of `stale`, still valid, with a warning that says why and for how long."""
+    left = end_of_life(stale.expiry, stale.fetched_at, request.max_age) - time.time()
+    more = "; refreshing it in the background" if behind else ""
+    log.warn(f"{why}: serving the cached credential, valid for {left:.0f} s more{more}")
+    return stale.credential
 
 
 def rejected_by_server(entry: Entry, request: Request, deadline: Deadline) -> bool:

@@ -125,6 +125,18 @@ SETTINGS = (
         kind=SECONDS,
     ),
     Option(
+        ("--refresh-wait",),
+        "refresh_wait",
+        "SEC",
+        "with a cached token still valid for longer than SEC but due for its refresh, wait at "
+        "most SEC seconds for the backend (or another shim's fetch), then serve the cached token "
+        "and refresh it in the background",
+        env="EKS_SHIM_REFRESH_WAIT",
+        default="5",
+        kind=SECONDS,
+        maximum=MAX_TIMEOUT,
+    ),
+    Option(
         ("--timeout",),
         "timeout",
         "SEC",

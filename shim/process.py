@@ -148,7 +148,7 @@ class BackendProcess:
             stdout, status = self._collect(deadline)
         except TimeoutError:
             raise BackendError(
-                f"{describe(self.argv)} timed out (--timeout {deadline.seconds:g} s) "
+                f"{describe(self.argv)} timed out ({deadline.setting} {deadline.seconds:g} s) "
                 "and was killed",
                 EXIT_TIMEOUT,
             ) from None

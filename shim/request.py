@@ -32,6 +32,7 @@ class Request:
         "mode",
         "refresh_ahead",
         "refresh_before",
+        "refresh_wait",
         "timeout",
         "watched",
     )
@@ -48,7 +49,8 @@ class Request:
         key_env: tuple[str, ...],
         mode: str,
         args: list[str],
-        watched: tuple[str, ...] = (),
+        watched: tuple[str, ...],
+        refresh_wait: float,
     ) -> None:
         self.command = command
         self.env = env
@@ -60,6 +62,7 @@ class Request:
         self.key_env = key_env
         self.mode = mode  # "eks": built from -c/-p/-r; "generic": the command after --
         self.args = args
+        self.refresh_wait = refresh_wait  # how long a still-valid token waits for its refresh
         self.watched = watched  # the identity files (shim.keys.identity_files), --key-file's last
 
 
@@ -140,6 +143,7 @@ def resolve(
     refresh_ahead = _seconds_setting(values, environ, "refresh_ahead")
     max_age = _seconds_setting(values, environ, "max_age")
     timeout = _seconds_setting(values, environ, "timeout")
+    refresh_wait = _seconds_setting(values, environ, "refresh_wait")
     key_env = repeated(values, environ, "key_env")
     if any(not name or "=" in name for name in key_env):
         raise UsageError("--key-env takes the name of an environment variable")
@@ -162,4 +166,5 @@ def resolve(
         mode="generic" if command is not None else "eks",
         args=list(args),
         watched=identity_files(env, key_files),
+        refresh_wait=refresh_wait,
     )

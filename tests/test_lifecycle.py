@@ -27,6 +27,7 @@ from helpers import (
     cached_token,
     exec_info,
     kubectl_version,
+    locked,
     require_tool,
     shim_argv,
     token_of,
@@ -212,6 +213,62 @@ def test_a_failed_refresh_serves_the_still_valid_token(
     assert left is not None
     assert 30 <= int(left.group(1)) <= 40  # 840 s of life, 800 gone
     assert entry.read_bytes() == before
+
+
+def test_a_hanging_refresh_serves_the_valid_token_within_refresh_wait(shim: Shim) -> None:
+    """With the defaults (--timeout 60, --refresh-before 60, --refresh-wait 5): a VPN that
+    dropped must not cost a minute and then the token that was valid all along."""
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 840 - 49)  # 49 s left
+    began = time.monotonic()
+    result = shim.run("-c", "demo", FAKE_MODE="sleep:10")
+    assert time.monotonic() - began < HANG_GUARD  # (not the 60 s of --timeout)
+    assert token_of(result.stdout) == first
+    assert b"timed out (--refresh-wait 5 s) and was killed: serving the cached credential" in (
+        result.stderr
+    )
+    assert b"refreshing it in the background" in result.stderr
+    # The refresh goes on in the background, with the whole --timeout.
+    wait_for(lambda: cached_token(shim) != first, "the background refresh", limit=HANG_GUARD)
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert token_of(shim.run("-c", "demo").stdout) == cached_token(shim)
+
+
+def test_another_shims_hanging_fetch_costs_a_valid_token_no_more_than_refresh_wait(
+    shim: Shim,
+) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 840 - 49)
+    (entry,) = shim.entries()
+    with locked(str(entry.with_suffix(".lock")), 0):
+        began = time.monotonic()
+        result = shim.run("-c", "demo", "--refresh-wait", "1")
+        assert time.monotonic() - began < HANG_GUARD
+    assert token_of(result.stdout) == first
+    assert b"another shim held" in result.stderr
+    assert b"serving the cached credential" in result.stderr
+    assert len(shim.calls()) == 1  # the holder is refreshing: no second backend
+
+
+def test_refresh_wait_zero_refreshes_a_still_valid_token_only_in_the_background(
+    shim: Shim,
+) -> None:
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 840 - 49)
+    result = shim.run("-c", "demo", EKS_SHIM_REFRESH_WAIT="0")
+    assert token_of(result.stdout) == first
+    assert b"--refresh-wait is 0 s: serving the cached credential" in result.stderr
+    wait_for(lambda: cached_token(shim) != first, "the background refresh", limit=HANG_GUARD)
+
+
+def test_a_token_about_to_end_within_refresh_wait_waits_for_its_backend(shim: Shim) -> None:
+    """Serving a token with less than --refresh-wait left would serve an expired one by the
+    time the wait is over: the backend gets the whole deadline, as for an expired entry."""
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 840 - 3)  # 3 s left
+    result = shim.run("-c", "demo", FAKE_MODE="sleep:6")
+    assert token_of(result.stdout) != first
+    assert b"serving the cached credential" not in result.stderr
 
 
 def test_a_client_certificate_asked_for_again_is_served_without_a_token_check(
