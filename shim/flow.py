@@ -101,8 +101,9 @@ def fetch_and_cache(
     wait = deadline.share(0.5).earlier(patience)
     try:
         if not lock.acquire(wait):
-            if patience is not deadline and still_valid(stale, request):
-                return serve_stale(stale, request, f"another shim held {files.lock}"), False
+            valid = still_valid(stale, request)
+            if patience is not deadline and valid is not None:
+                return serve_stale(valid, request, f"another shim held {files.lock}"), False
             log.warn(f"another shim held {files.lock} for {wait.seconds:.3g} s: fetching anyway")
     except OSError as error:
         reason = error.strerror or str(error)
@@ -123,11 +124,12 @@ def fetch_and_cache(
                 raise BackendError(f"{patience.setting} is {patience.seconds:g} s")
             credential = fetch(request, api_version, patience)
         except BackendError as error:
-            if not still_valid(stale, request):
+            valid = still_valid(stale, request)
+            if valid is None:
                 raise
             # Stale-if-error: the token has not expired yet, only its refresh is due.
             behind = patience is not deadline and patience.passed()
-            return serve_stale(stale, request, error.message, behind), behind
+            return serve_stale(valid, request, error.message, behind), behind
         save_if_cacheable(files.entry, request, credential, identity, time.time())
         return credential.output, False
     finally:
@@ -145,9 +147,9 @@ def refresh_wait(stale: Entry | None, request: Request, deadline: Deadline) -> D
     return deadline.earlier(Deadline(request.refresh_wait, "--refresh-wait"))
 
 
-def still_valid(stale: Entry | None, request: Request) -> bool:
-    """Whether `stale` may still be served when its refresh fails (the refresh stage)."""
-    return stale is not None and stage_of(stale, time.time(), request) == REFRESH
+def still_valid(stale: Entry | None, request: Request) -> Entry | None:
+    """`stale`, if it may still be served when its refresh fails (the refresh stage)."""
+    return stale if stale is not None and stage_of(stale, time.time(), request) == REFRESH else None
 
 
 def serve_stale(stale: Entry, request: Request, why: str, behind: bool = False) -> bytes:
