@@ -42,7 +42,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Mount]:
         )
         if done.returncode != 0:
             message = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
-            if IN_CI:
+            if IN_CI and os.geteuid() == 0:  # (only root may mount: unprivileged, it skips)
                 pytest.fail(message)
             pytest.skip(message)
         mounted.append(point)
