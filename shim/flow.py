@@ -36,7 +36,7 @@ from shim.execinfo import cluster_info
 from shim.keys import fingerprint, identity_files_now
 from shim.lock import KeyLock
 from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
-from shim.process import describe, start
+from shim.process import SignalsHeld, describe, start
 from shim.request import Request
 
 if TYPE_CHECKING:
@@ -220,7 +220,8 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     argv = read_policy(request.env).resolve(request.command, request.env)
     with start(argv, request.env) as backend:
         # Imported while the backend runs: orjson costs tens of ms.
-        from shim.credential import validate
+        with SignalsHeld():  # (a signal in orjson's import would crash us)
+            from shim.credential import validate
 
         try:
             output = backend.finish(deadline)
@@ -291,7 +292,8 @@ def save_if_cacheable(
 def _token_of(credential: bytes) -> str | None:
     """The token of a cached credential; None for a client certificate, or for an entry
     whose credential is not what the shim would have cached (it is served as it is)."""
-    import orjson
+    with SignalsHeld():  # (see shim.process.SignalsHeld)
+        import orjson
 
     try:
         token = orjson.loads(credential)["status"].get("token")

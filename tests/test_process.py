@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -323,3 +324,35 @@ def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
     with contextlib.suppress(BackendError), start(argv, dict(os.environ)) as backend:
         backend.finish(Deadline(HANG_GUARD))
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+# A signal while a C extension initialises.
+SIGNAL_DURING_IMPORT = """
+import os, signal, sys, threading, time
+from shim.process import SignalsHeld
+
+def ctrl_c_soon():  # as a terminal's: to the process, which (the shim) has one thread
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # not this helper thread's
+    time.sleep(0.005)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=ctrl_c_soon).start()
+try:
+    with SignalsHeld():
+        import orjson  # (35 ms: the Ctrl-C comes after 5)
+    time.sleep(5)  # it arrives here at the latest
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_a_ctrl_c_while_orjson_is_imported_is_exit_130_not_a_crash() -> None:
+    """A KeyboardInterrupt raised inside orjson's initialisation crashes the process
+    (SIGSEGV, exit -11 here): the shim imports it with the signals held."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_DURING_IMPORT],
+        capture_output=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr.decode()
