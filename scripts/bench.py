@@ -361,6 +361,67 @@ def compare(old: str, new: str, rounds: int) -> int:
     return 0
 
 
+# The triggers of a herd: (name, parallel calls, what is set up before the calls).
+HERD_TRIGGERS = [
+    ("refresh stage, backend fails", 20, "refresh-fail"),
+    ("refresh stage, healthy backend", 20, "refresh-ok"),
+    ("cold miss, backend fails", 10, "cold-fail"),
+    ("credential without expirationTimestamp", 10, "noexpiry"),
+]
+HERD_BACKEND = r"""#!/bin/sh
+echo run >> "$HERD/runs"
+sleep 1
+if [ -e "$HERD/fail" ]; then echo "the backend failed" >&2; exit 7; fi
+expiry=$(date -u -d "+${LIFE:-900} sec" +%Y-%m-%dT%H:%M:%SZ)
+stamp=$(printf ',"expirationTimestamp":"%s"' "$expiry")
+[ -e "$HERD/noexpiry" ] && stamp=
+printf '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1",'
+printf '"status":{"token":"t%s"%s}}\n' $$ "$stamp"
+"""
+
+
+def herd(shims: list[str]) -> int:
+    """Parallel calls behind one fetch (`--herd [SHIM...]`): for each trigger and shim,
+    how many times a backend that takes 1 s ran, the exit codes, the median and the
+    slowest call. The refresh-stage rows first cache a token with 90 s of life and wait
+    35 s, so that 55 s are left (--refresh-before 60): minutes in all."""
+    for name, calls, trigger in HERD_TRIGGERS:
+        for shim in shims:
+            work = tempfile.mkdtemp(prefix="eks-token-shim-herd-")
+            backend = os.path.join(work, "backend")
+            with open(backend, "w") as file:
+                file.write(HERD_BACKEND)
+            os.chmod(backend, 0o700)
+            env = dict(os.environ, HOME=work, HERD=work)
+            command = [shim, "--cache-dir", os.path.join(work, "cache"), "--", backend]
+            if trigger.startswith("refresh"):
+                subprocess.run(command, env=dict(env, LIFE="90"), capture_output=True, check=True)
+                time.sleep(35)
+                os.unlink(os.path.join(work, "runs"))
+            for flag in ("fail", "noexpiry"):
+                if flag in trigger.split("-"):
+                    Path(work, flag).touch()
+
+            def call(_: int, command: list[str] = command, env: dict[str, str] = env) -> tuple:
+                start = time.perf_counter()
+                done = subprocess.run(command, env=env, capture_output=True, check=False)
+                return time.perf_counter() - start, done.returncode
+
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(calls) as pool:
+                results = list(pool.map(call, range(calls)))
+            runs = len(Path(work, "runs").read_text().splitlines())
+            times = sorted(seconds for seconds, _ in results)
+            codes = sorted({code for _, code in results})
+            print(
+                f"{name:40s} {calls:2d} calls  {runs:2d} backend runs  exit {codes}  "
+                f"median {statistics.median(times):5.1f} s  slowest {times[-1]:5.1f} s  {shim}"
+            )
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -374,7 +435,16 @@ def main() -> int:
         metavar=("OLD", "NEW"),
         help="instead: A/B two installed shims (paths to their `shim`), hit and miss alternating",
     )
+    parser.add_argument(
+        "--herd",
+        nargs="*",
+        metavar="SHIM",
+        help="instead: parallel calls behind one fetch, for each trigger (a failing backend, "
+        "one that gives no expiry...), with these shims (default: this one)",
+    )
     args = parser.parse_args()
+    if args.herd is not None:
+        return herd(args.herd or [str(BIN / "shim")])
     if args.compare:
         return compare(*args.compare, rounds=args.rounds)
     summary = summarize(measure(args.rounds, args.burst))

@@ -34,6 +34,8 @@ class UsageError(ShimError):
 class BackendError(ShimError):
     """The backend failed, timed out, could not start or printed an invalid credential."""
 
+    stderr = b""  # the end of what the backend wrote to stderr (passed on as it came)
+
 
 def not_found(command: str) -> BackendError:
     """The backend's program is nowhere to be run: exit 127, as a shell says it."""

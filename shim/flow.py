@@ -38,6 +38,7 @@ from shim.lock import KeyLock
 from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
 from shim.process import SignalsHeld, describe, start
 from shim.request import Request
+from shim.share import Holder, Outcome, Waiter
 
 if TYPE_CHECKING:
     from shim.credential import Credential  # orjson: imported while the backend runs
@@ -96,11 +97,16 @@ def fetch_and_cache(
         log.warn(f"cannot create {request.cache_dir}: {error.strerror}: working without a cache")
         return fetch(request, api_version, deadline).output, False
     lock = KeyLock(files.lock)
-    # Half the time left at most for another process's fetch: then the backend gets the rest.
     patience = refresh_wait(stale, request, deadline)
+    # Half the time left at most for another process's fetch: then the backend gets the rest.
     wait = deadline.share(0.5).earlier(patience)
+    identity = IdentityFiles.now(request)
+    # A --refresh wants a fetch that starts after it asked: it shares no one's.
+    waiter = None if force else Waiter(files.socket, files.key, identity.fingerprint, wait)
     try:
-        if not lock.acquire(wait):
+        if not lock.acquire(wait, waiter):
+            if waiter is not None and waiter.outcome is not None:
+                return shared(waiter.outcome, stale, request), False
             valid = still_valid(stale, request)
             if patience is not deadline and valid is not None:
                 return serve_stale(valid, request, f"another shim held {files.lock}"), False
@@ -119,21 +125,38 @@ def fetch_and_cache(
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential, False
         identity = IdentityFiles.now(request)
-        try:
-            if patience.passed():  # (--refresh-wait 0): the background refreshes it
-                raise BackendError(f"{patience.setting} is {patience.seconds:g} s")
-            credential = fetch(request, api_version, patience)
-        except BackendError as error:
-            valid = still_valid(stale, request)
-            if valid is None:
-                raise
-            # Stale-if-error: the token has not expired yet, only its refresh is due.
-            behind = patience is not deadline and patience.passed()
-            return serve_stale(valid, request, error.message, behind), behind
-        save_if_cacheable(files.entry, request, credential, identity, time.time())
-        return credential.output, False
+        with Holder(files.socket, files.key, identity.fingerprint) as holder:
+            try:
+                if patience.passed():  # (--refresh-wait 0): the background refreshes it
+                    raise BackendError(f"{patience.setting} is {patience.seconds:g} s")
+                credential = fetch(request, api_version, patience)
+            except BackendError as error:
+                behind = patience is not deadline and patience.passed()
+                # Those who waited get the failure, unless --refresh-wait cut it short.
+                holder.outcome = None if behind else error
+                valid = still_valid(stale, request)
+                if valid is None:
+                    raise
+                # Stale-if-error: the token has not expired yet, only its refresh is due.
+                return serve_stale(valid, request, error.message, behind), behind
+            holder.outcome = credential.output
+            save_if_cacheable(files.entry, request, credential, identity, time.time())
+            return credential.output, False
     finally:
         lock.release()
+
+
+def shared(outcome: Outcome, stale: Entry | None, request: Request) -> bytes:
+    """The outcome of the fetch we waited for, as if it were ours: its credential, or its
+    failure (a still-valid `stale` entry is served instead, as after our own)."""
+    log.debug("served the outcome of the fetch we waited for")
+    if isinstance(outcome, bytes):
+        return outcome
+    log.relay(outcome.stderr)
+    valid = still_valid(stale, request)
+    if valid is None:
+        raise outcome
+    return serve_stale(valid, request, outcome.message)
 
 
 def refresh_wait(stale: Entry | None, request: Request, deadline: Deadline) -> Deadline:
@@ -199,12 +222,15 @@ def refresh_in_background(request: Request, api_version: str) -> None:
         if stage_of(entry, time.time(), request) == FRESH:
             return  # another process refreshed it
         identity = IdentityFiles.now(request)
-        try:
-            credential = fetch(request, api_version, deadline)
-        except BackendError as error:
-            log.error(f"background refresh: {error.message}; the cached entry stays")
-            return
-        save_if_cacheable(files.entry, request, credential, identity, time.time())
+        with Holder(files.socket, files.key, identity.fingerprint) as holder:
+            try:
+                credential = fetch(request, api_version, deadline)
+            except BackendError as error:
+                holder.outcome = error
+                log.error(f"background refresh: {error.message}; the cached entry stays")
+                return
+            holder.outcome = credential.output
+            save_if_cacheable(files.entry, request, credential, identity, time.time())
     finally:
         lock.release()
     log.debug(f"background refresh of {describe(request.command)} done")
@@ -227,6 +253,7 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
             output = backend.finish(deadline)
         except BackendError as error:
             error.hint = failure_hint(request.command, request.env, backend.stderr_tail)
+            error.stderr = backend.stderr_tail
             raise
     result = validate(output, api_version)
     if isinstance(result, list):

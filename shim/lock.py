@@ -85,8 +85,9 @@ class KeyLock:
         self._try, self._release = IMPLEMENTATIONS[implementation]
         self._file: IO[Any] | None = None
 
-    def acquire(self, deadline: Deadline) -> bool:
-        """Take the lock, waiting until `deadline` at most; whether it was taken."""
+    def acquire(self, deadline: Deadline, meanwhile: Callable[[], bool] | None = None) -> bool:
+        """Take the lock, waiting until `deadline` at most; whether it was taken. Between
+        two tries, `meanwhile()` may end the wait early by answering True."""
         poll = _FIRST_POLL
         while True:
             file = _open(self.path)
@@ -100,7 +101,7 @@ class KeyLock:
                 file.close()
                 continue
             file.close()
-            if deadline.passed():
+            if (meanwhile is not None and meanwhile()) or deadline.passed():
                 return False
             time.sleep(poll)
             poll = min(poll * 2, _LAST_POLL)

@@ -5,6 +5,7 @@ Nothing logged here ever contains a token: messages name commands, files and tim
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -56,3 +57,13 @@ def debug(message: str) -> None:
     """Detail for -v only."""
     if _state["verbose"]:
         _write("debug: ", message)
+
+
+def relay(data: bytes) -> None:
+    """Bytes a backend wrote to its stderr, passed on as they are."""
+    sys.stderr.flush()
+    try:
+        while data:
+            data = data[os.write(2, data) :]
+    except OSError:
+        pass  # our stderr is gone: nowhere to pass them on to

@@ -29,6 +29,10 @@ ENTRY_SUFFIX = ".entry"
 LOCK_SUFFIX = ".lock"
 SERVED_SUFFIX = ".served"  # who was last served the entry, and when (shim.lookup)
 AHEAD_SUFFIX = ".ahead"  # its mtime: when a background refresh was last started
+# Where a fetch's holder shares its outcome (shim.share): half the key, as a socket's
+# path must be short; a socket names its key in what it sends.
+SOCKET_SUFFIX = ".sock"
+_SOCKET_KEY_LENGTH = 32
 KEY_SUFFIXES = (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX)
 BACKGROUND_LOG = "background.log"
 CRASH_LOG = "crash.log"  # shim.crash: the traceback of the last unexpected error
@@ -57,9 +61,11 @@ def cache_dir_problem(cache_dir: str) -> str | None:
 class KeyFiles:
     """The files of one key: entry, lock, sidecars, and the directory's background log."""
 
-    __slots__ = ("ahead", "entry", "lock", "log", "served")
+    __slots__ = ("ahead", "entry", "key", "lock", "log", "served", "socket")
 
     def __init__(self, cache_dir: str, key: str) -> None:
+        self.key = key
+        self.socket = os.path.join(cache_dir, key[:_SOCKET_KEY_LENGTH] + SOCKET_SUFFIX)
         self.entry = os.path.join(cache_dir, key + ENTRY_SUFFIX)
         self.lock = os.path.join(cache_dir, key + LOCK_SUFFIX)
         self.served = os.path.join(cache_dir, key + SERVED_SUFFIX)
@@ -80,8 +86,11 @@ def key_of(name: str) -> str | None:
 
 def is_ours(name: str) -> bool:
     """Whether the shim could have written a file of this name (a key's file, its temp
-    file `.<key file>.<pid>.<random>.tmp`, background.log or crash.log)."""
+    file `.<key file>.<pid>.<random>.tmp`, a fetch's socket, background.log or crash.log)."""
     if name in (BACKGROUND_LOG, CRASH_LOG) or key_of(name) is not None:
+        return True
+    stem, suffix = name[: -len(SOCKET_SUFFIX)], name[-len(SOCKET_SUFFIX) :]
+    if suffix == SOCKET_SUFFIX and len(stem) == _SOCKET_KEY_LENGTH and _HEX.issuperset(stem):
         return True
     parts = name.split(".")
     # ["", key, suffix, pid, random, "tmp"]

@@ -29,6 +29,10 @@ with open(log, "a") as file:
 with open(log) as file:
     count = sum(1 for _ in file)
 
+if os.environ.get("FAKE_GATE"):  # wait until the test opens the gate: creates this file
+    gate_deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["FAKE_GATE"]) and time.monotonic() < gate_deadline:
+        time.sleep(0.02)
 if os.environ.get("FAKE_TOUCH"):  # a file changed while the backend runs (appended to)
     with open(os.environ["FAKE_TOUCH"], "a") as touched:
         touched.write("changed while the backend ran\n")

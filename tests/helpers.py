@@ -293,3 +293,11 @@ def exec_info(api: ApiServer | None) -> str:
         },
         separators=(",", ":"),
     )
+
+
+def queued_on(socket: Path) -> int:
+    """How many connections wait in the listen queue of `socket` (Linux /proc/net/unix:
+    each one shows the listener's address, in state 02, connecting; the address ends in
+    the socket's name, whether it was bound by its path or through /proc/self/fd)."""
+    lines = Path("/proc/net/unix").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.endswith("/" + socket.name) and line.split()[5] == "02")

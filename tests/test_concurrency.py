@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import HANG_GUARD, Shim, shim_argv, sidecar
+from helpers import HANG_GUARD, Shim, age, queued_on, shim_argv, sidecar
 
 
 def test_a_herd_of_cold_calls_runs_the_backend_once(shim: Shim) -> None:
@@ -19,6 +19,85 @@ def test_a_herd_of_cold_calls_runs_the_backend_once(shim: Shim) -> None:
     assert all(result.returncode == 0 for result in results)
     assert len({result.stdout for result in results}) == 1
     assert len(shim.calls()) == 1
+
+
+# Those who waited get the holder's outcome: one backend run, whatever it does.
+def herd(
+    shim: Shim, calls: int, *args: str, **env: str
+) -> list[subprocess.CompletedProcess[bytes]]:
+    """`calls` parallel shims; the backend (the first one's) answers only once all the
+    others are queued on its holder's socket, so that the sharing is certain, not timed."""
+    gate = shim.bin.parent / "gate"
+    with ThreadPoolExecutor(max_workers=calls) as pool:
+        futures = [
+            pool.submit(
+                shim.run, "-c", "demo", *args, expect=None, env={**env, "FAKE_GATE": str(gate)}
+            )
+            for _ in range(calls)
+        ]
+        deadline = time.monotonic() + HANG_GUARD
+        while not (
+            (sockets := list(shim.cache_dir.glob("*.sock"))) and queued_on(sockets[0]) == calls - 1
+        ):
+            assert time.monotonic() < deadline, "the callers never all queued on the holder"
+            time.sleep(0.02)
+        gate.touch()
+        return [future.result() for future in futures]
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("fail", 3), ("garbage", 1), ("exit:0", 1), ("noexpiry", 0)]
+)
+def test_callers_who_waited_get_the_holders_outcome_not_a_run_each(
+    shim: Shim, mode: str, code: int
+) -> None:
+    results = herd(shim, 8, FAKE_MODE=mode)
+    assert len(shim.calls()) == 1
+    assert {result.returncode for result in results} == {code}
+    assert len({result.stdout for result in results}) == 1  # the one credential, or nothing
+    if code:  # the backend's stderr, the error and its hint, as the holder said them
+        assert len({result.stderr for result in results}) == 1
+    assert not list(shim.cache_dir.glob("*.sock"))  # nothing of the outcome stays behind
+
+
+def test_a_failure_shared_with_those_who_waited_is_not_kept_for_later_calls(shim: Shim) -> None:
+    herd(shim, 4, FAKE_MODE="fail")
+    shim.run("-c", "demo", FAKE_MODE="fail", expect=3)
+    assert len(shim.calls()) == 2  # a later call runs the backend again
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 3
+
+
+def test_callers_in_the_refresh_stage_share_one_failed_run_and_serve_the_valid_token(
+    shim: Shim,
+) -> None:
+    first = shim.run("-c", "demo").stdout
+    age(shim, 840 - 49)
+    results = herd(shim, 8, FAKE_MODE="fail")
+    assert len(shim.calls()) == 2
+    assert all(result.returncode == 0 and result.stdout == first for result in results)
+    assert all(b"serving the cached credential" in result.stderr for result in results)
+
+
+def test_a_waiter_whose_holder_is_killed_takes_the_lock_and_fetches(shim: Shim) -> None:
+    gate = shim.bin.parent / "gate"
+    holder = shim.popen("-c", "demo", FAKE_GATE=str(gate))
+    deadline = time.monotonic() + HANG_GUARD
+    while not list(shim.cache_dir.glob("*.sock")):
+        assert time.monotonic() < deadline, "the holder never listened"
+        time.sleep(0.02)
+    (socket,) = shim.cache_dir.glob("*.sock")
+    waiter = shim.popen("-c", "demo")
+    while queued_on(socket) != 1:
+        assert time.monotonic() < deadline, "the waiter never queued"
+        time.sleep(0.02)
+    holder.kill()
+    holder.wait()
+    out, err = waiter.communicate(timeout=HANG_GUARD)
+    gate.touch()  # (the killed holder's backend, orphaned, may end now)
+    assert waiter.returncode == 0, err.decode()
+    assert b'"token"' in out
+    assert len(shim.calls()) == 2
 
 
 def test_a_lock_held_by_a_killed_process_does_not_block(shim: Shim) -> None:

@@ -4,10 +4,11 @@ credentials files, gcloud's active configuration, the Azure CLI's profile, --key
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
-from helpers import Shim, age, token_of
+from helpers import HANG_GUARD, Shim, age, queued_on, token_of
 
 CREDENTIALS = "[default]\naws_access_key_id = AKIAEXAMPLEEXAMPLE12\n"
 SWITCHED = "[default]\naws_access_key_id = AKIANEWIDENTITY99999\n"  # the same size
@@ -158,3 +159,30 @@ def test_a_relative_key_file_is_taken_from_the_current_directory(
         monkeypatch.chdir(tmp_path / name)
         shim.run("-c", "demo", "--key-file", "identity")
     assert len(shim.entries()) == 2  # two files, two keys
+
+
+def test_a_call_that_waited_gets_no_outcome_fetched_before_an_identity_change(
+    shim: Shim, private_home: Path
+) -> None:
+    """A fetch that began before the credentials file changed may sign with the old key:
+    a call that began after the change does not take its outcome, but fetches its own."""
+    path = credentials(private_home)
+    path.write_text(CREDENTIALS)
+    gate = private_home / "gate"
+    holder = shim.popen("-c", "demo", FAKE_GATE=str(gate))
+    deadline = time.monotonic() + HANG_GUARD
+    while not list(shim.cache_dir.glob("*.sock")):
+        assert time.monotonic() < deadline, "the holder never listened"
+        time.sleep(0.02)
+    path.write_text(SWITCHED)
+    waiter = shim.popen("-c", "demo")
+    (socket,) = shim.cache_dir.glob("*.sock")
+    while queued_on(socket) != 1:
+        assert time.monotonic() < deadline, "the waiter never queued"
+        time.sleep(0.02)
+    gate.touch()
+    held, _ = holder.communicate(timeout=HANG_GUARD)
+    waited, _ = waiter.communicate(timeout=HANG_GUARD)
+    assert (holder.returncode, waiter.returncode) == (0, 0)
+    assert token_of(waited) != token_of(held)
+    assert len(shim.calls()) == 2

@@ -85,3 +85,12 @@ def test_purge_knows_every_temp_name_the_writer_makes(tmp_path: Path) -> None:
     for path in (files.entry, files.served, files.ahead, files.lock):
         for _ in range(20):  # the random part varies
             assert store.is_ours(os.path.basename(temp_name(path)))
+
+
+def test_purge_knows_a_fetchs_socket_and_nothing_like_it(tmp_path: Path) -> None:
+    """A holder killed while it fetched leaves its socket (shim.share): purge removes it."""
+    name = os.path.basename(store.KeyFiles(str(tmp_path), KEYS["a"]).socket)
+    assert store.is_ours(name)
+    assert name == KEYS["a"][:32] + ".sock"
+    for other in (KEYS["a"][:31] + ".sock", KEYS["a"][:32].upper() + ".sock", name + "x"):
+        assert not store.is_ours(other)
