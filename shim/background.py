@@ -28,13 +28,15 @@ _CHILD = (
 
 
 def due(marker: str, now: float) -> bool:
-    """Whether no refresh was started for this key within RETRY_AFTER seconds."""
+    """Whether no refresh was started for this key within RETRY_AFTER seconds. A marker
+    from the future (the clock was set back) says nothing: due."""
     try:
-        return now - os.stat(marker).st_mtime >= RETRY_AFTER
+        started = os.stat(marker).st_mtime
     except FileNotFoundError:
         return True
     except OSError:
         return False
+    return not 0 <= now - started < RETRY_AFTER
 
 
 def start(args: list[str], marker: str, log_path: str) -> None:

@@ -585,6 +585,21 @@ def test_a_failing_background_refresh_is_retried_only_after_30_seconds(shim: Shi
     assert time.time() - marker.stat().st_mtime < 60
 
 
+def test_a_marker_from_the_future_does_not_turn_refresh_ahead_off(shim: Shim) -> None:
+    """The clock was set back after a refresh ahead started: its marker's mtime is in the
+    future, which says nothing about when the last start was."""
+    shim.run("-c", "demo")
+    age(shim, 600)
+    (entry,) = shim.entries()
+    marker = entry.with_suffix(".ahead")
+    marker.touch()
+    later = time.time() + 3600
+    os.utime(marker, (later, later))
+    shim.run("-c", "demo")
+    wait_for(lambda: len(shim.calls()) == 2, "the refresh ahead")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+
+
 def test_a_rejected_token_is_dropped_even_when_the_new_fetch_fails(shim: Shim) -> None:
     with ApiServer(lambda token: False) as api:
         info = exec_info(api)
