@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn
 from shim import __version__, crash, log, store
 from shim.backends import BACKENDS
 from shim.background import FLAG
+from shim.entry import end_of_life
 from shim.errors import EXIT_INTERRUPTED, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
 from shim.flow import get_credential, refresh_in_background
@@ -30,7 +31,7 @@ from shim.options import (
     debug_requested,
     split_command,
 )
-from shim.request import cache_dir_setting, resolve
+from shim.request import cache_dir_setting, resolve, seconds_setting
 
 if TYPE_CHECKING:
     from shim import kubeconfig
@@ -207,7 +208,9 @@ def credential_command(argv: list[str], environ: Mapping[str, str]) -> int:
     cache_dir = cache_dir_setting(values, environ)
     crash.note_cache_dir(cache_dir)
     if parsed.list:
-        list_entries(cache_dir)
+        list_entries(
+            cache_dir, selection_filter(values), seconds_setting(values, environ, "max_age")
+        )
         return 0
     if parsed.purge and command is None:
         purge_selected(values, cache_dir)
@@ -241,12 +244,14 @@ def purge_selected(values: Mapping[str, str], cache_dir: str) -> None:
         removed, left = store.purge_all(cache_dir)
         _report_purge(removed, cache_dir, left)
         return
-    wanted = {name: values.get(name) for name in ("cluster", "profile", "region")}
+    _purge_matching(selection_filter(values), cache_dir)
 
-    def selected(meta: dict[str, object]) -> bool:
-        return all(value is None or meta.get(name) == value for name, value in wanted.items())
 
-    _purge_matching(selected, cache_dir)
+def selection_filter(values: Mapping[str, str]) -> Callable[[dict[str, object]], bool]:
+    """Whether an entry's metadata matches the -c/-p/-r given (each one given must match;
+    none given: every entry), however the entry was made."""
+    wanted = {name: values[name] for name in ("cluster", "profile", "region") if name in values}
+    return lambda meta: all(meta.get(name) == value for name, value in wanted.items())
 
 
 def purge_command(command: list[str], cache_dir: str) -> None:
@@ -287,8 +292,12 @@ def _described(meta: dict[str, object]) -> list[tuple[str, str]]:
     ]
 
 
-def list_entries(cache_dir: str) -> None:
-    """Print one line per entry: what it is for, how it was made, until when. Never the token."""
+def list_entries(
+    cache_dir: str, selected: Callable[[dict[str, object]], bool], max_age: float
+) -> None:
+    """Print one line per entry `selected` by its metadata: what it is for, how it was
+    made, until when it is served (its expiry, or `max_age` after its fetch if that comes
+    first). Never the token."""
     rows: list[tuple[str, ...]] = [
         ("CLUSTER/COMMAND", "PROFILE", "REGION", "API", "MADE", "EXPIRES", "LEFT")
     ]
@@ -297,11 +306,15 @@ def list_entries(cache_dir: str) -> None:
     log.debug(f"{len(entries)} entries in {printable(cache_dir)}")
     for key, entry in entries:
         if entry is None:
-            rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-", "-"))
+            if selected({}):  # (no metadata to match: shown only when nothing is selected)
+                rows.append((f"(damaged entry {key[:12]}...)", "-", "-", "-", "-", "-", "-"))
             continue
-        cells = [cell for _, cell in _described(decode_meta(entry.meta))]
-        expires = log.utc(entry.expiry)
-        rows.append((*cells, expires, f"{entry.expiry - now:.0f}s"))
+        meta = decode_meta(entry.meta)
+        if not selected(meta):
+            continue
+        cells = [cell for _, cell in _described(meta)]
+        end = end_of_life(entry.expiry, entry.fetched_at, max_age)
+        rows.append((*cells, log.utc(end), f"{end - now:.0f}s"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -43,9 +43,15 @@ def decode(data: bytes) -> dict[str, object]:
 
 
 def printable(value: object) -> str:
-    """`value` as text safe for any terminal: bytes that were not UTF-8 shown as \\xNN."""
+    """`value` as text safe for any terminal: bytes that were not UTF-8 shown as \\xNN,
+    control characters (C0, DEL, C1: ESC, CSI and the rest) as \\xNN too."""
     text = str(value)
     try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate no decoder made: show it escaped
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.translate(_CONTROLS)
+
+
+# Each control character to its escape: what a terminal would act on, shown instead.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}

@@ -91,7 +91,7 @@ def cache_dir_setting(values: Mapping[str, str], environ: Mapping[str, str]) -> 
     return expand_path(cache_dir, environ)
 
 
-def _seconds_setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> float:
+def seconds_setting(values: Mapping[str, str], environ: Mapping[str, str], dest: str) -> float:
     """A number of seconds: the option, else its EKS_SHIM_* variable, else its default."""
     option = BY_DEST[dest]
     what = option.flags[0] + (f" ({option.env})" if option.env else "")
@@ -139,11 +139,11 @@ def resolve(
 ) -> Request:
     """Turn option values into a Request, or a UsageError that says what is wrong. `args`
     are the shim's own arguments that gave them."""
-    refresh_before = _seconds_setting(values, environ, "refresh_before")
-    refresh_ahead = _seconds_setting(values, environ, "refresh_ahead")
-    max_age = _seconds_setting(values, environ, "max_age")
-    timeout = _seconds_setting(values, environ, "timeout")
-    refresh_wait = _seconds_setting(values, environ, "refresh_wait")
+    refresh_before = seconds_setting(values, environ, "refresh_before")
+    refresh_ahead = seconds_setting(values, environ, "refresh_ahead")
+    max_age = seconds_setting(values, environ, "max_age")
+    timeout = seconds_setting(values, environ, "timeout")
+    refresh_wait = seconds_setting(values, environ, "refresh_wait")
     key_env = repeated(values, environ, "key_env")
     if any(not name or "=" in name for name in key_env):
         raise UsageError("--key-env takes the name of an environment variable")

@@ -264,3 +264,50 @@ def test_purge_a_command_keeps_its_exact_meaning(shim: Shim) -> None:
     result = shim.run("--purge", *args, env=env)
     assert b"removed 1 cache entry" in result.stdout
     assert len(shim.entries()) == 4
+
+
+def test_list_shows_when_max_age_ends_an_entry_not_only_the_backends_expiry(shim: Shim) -> None:
+    shim.run("-c", "demo", FAKE_LIFETIME="86400")  # a day, by the backend's word
+    now = time.time()
+
+    def row(*args: str, **env: str) -> list[str]:
+        (line,) = shim.run("--list", *args, **env).stdout.decode().splitlines()[1:]
+        return line.split()
+
+    expires, left = row()[-2:]
+    assert abs(calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ")) - (now + 3600)) <= 2
+    assert abs(int(left.rstrip("s")) - 3600) <= 2  # --max-age's default ends it after an hour
+    assert abs(int(row("--max-age", "600")[-1].rstrip("s")) - 600) <= 2
+    assert abs(int(row(EKS_SHIM_MAX_AGE="172800")[-1].rstrip("s")) - 86400) <= 2
+
+
+def test_list_shows_only_the_entries_that_c_p_r_select(shim: Shim) -> None:
+    shim.run("-c", "prod", "-r", "eu-west-1")
+    shim.run("-c", "prod", "-r", "us-east-1", "-p", "admin")
+    shim.run("-c", "dev")
+
+    def clusters_and_regions(*args: str) -> list[list[str]]:
+        lines = shim.run("--list", *args).stdout.decode().splitlines()
+        assert lines[0].startswith("CLUSTER/COMMAND")
+        return sorted([line.split()[0], line.split()[2]] for line in lines[1:])
+
+    assert clusters_and_regions("-c", "prod") == [["prod", "eu-west-1"], ["prod", "us-east-1"]]
+    assert clusters_and_regions("-c", "prod", "-r", "us-east-1") == [["prod", "us-east-1"]]
+    assert clusters_and_regions("-p", "admin") == [["prod", "us-east-1"]]
+    assert clusters_and_regions("-c", "nowhere") == []
+    assert len(clusters_and_regions()) == 3
+
+
+def test_list_shows_control_characters_escaped_never_raw(shim: Shim) -> None:
+    """A cached argv that would retitle the terminal and clear the screen."""
+    (shim.bin / "plugin").write_bytes((shim.bin / "aws").read_bytes())
+    (shim.bin / "plugin").chmod(0o755)
+    hostile = "\x1b]0;title\x07\x1b[2J\x9b31m"
+    shim.run("--", "plugin", hostile)
+    listed = shim.run("--list").stdout
+    assert not any(byte < 0x20 and byte != 0x0A for byte in listed)  # only newlines
+    assert "\x9b" not in listed.decode()
+    assert rb"plugin \x1b]0;title\x07\x1b[2J\x9b31m" in listed
+    purged = shim.run("--purge", "--", "plugin", hostile).stdout
+    assert rb"\x1b]0;title" in purged
+    assert b"\x1b" not in purged
