@@ -270,15 +270,15 @@ def test_list_shows_when_max_age_ends_an_entry_not_only_the_backends_expiry(shim
     shim.run("-c", "demo", FAKE_LIFETIME="86400")  # a day, by the backend's word
     now = time.time()
 
-    def row(*args: str, **env: str) -> list[str]:
-        (line,) = shim.run("--list", *args, **env).stdout.decode().splitlines()[1:]
+    def row(*args: str, env: dict[str, str] | None = None) -> list[str]:
+        (line,) = shim.run("--list", *args, env=env).stdout.decode().splitlines()[1:]
         return line.split()
 
     expires, left = row()[-2:]
     assert abs(calendar.timegm(time.strptime(expires, "%Y-%m-%dT%H:%M:%SZ")) - (now + 3600)) <= 2
     assert abs(int(left.rstrip("s")) - 3600) <= 2  # --max-age's default ends it after an hour
     assert abs(int(row("--max-age", "600")[-1].rstrip("s")) - 600) <= 2
-    assert abs(int(row(EKS_SHIM_MAX_AGE="172800")[-1].rstrip("s")) - 86400) <= 2
+    assert abs(int(row(env={"EKS_SHIM_MAX_AGE": "172800"})[-1].rstrip("s")) - 86400) <= 2
 
 
 def test_list_shows_only_the_entries_that_c_p_r_select(shim: Shim) -> None:
