@@ -260,6 +260,7 @@ def purge_command(command: list[str], cache_dir: str) -> None:
 
 
 def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: str) -> None:
+    store.note_purge(cache_dir)  # first: a fetch already running does not keep its entry
     removed = 0
     for key, entry in store.list_entries(cache_dir):
         meta = decode_meta(entry.meta) if entry is not None else {}

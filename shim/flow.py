@@ -33,6 +33,7 @@ from shim.entry import (
 )
 from shim.errors import BackendError
 from shim.execinfo import cluster_info
+from shim.files import unlink
 from shim.keys import fingerprint, identity_files_now
 from shim.lock import KeyLock
 from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
@@ -100,9 +101,9 @@ def fetch_and_cache(
     patience = refresh_wait(stale, request, deadline)
     # Half the time left at most for another process's fetch: then the backend gets the rest.
     wait = deadline.share(0.5).earlier(patience)
-    identity = IdentityFiles.now(request)
+    asked = FetchStart.now(request)  # (what this call began with)
     # A --refresh wants a fetch that starts after it asked: it shares no one's.
-    waiter = None if force else Waiter(files.socket, files.key, identity.fingerprint, wait)
+    waiter = None if force else Waiter(files.socket, files.key, asked.fingerprint, wait)
     try:
         if not lock.acquire(wait, waiter):
             if waiter is not None and waiter.outcome is not None:
@@ -124,8 +125,8 @@ def fetch_and_cache(
             if stale is not None and stage_of(stale, time.time(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential, False
-        identity = IdentityFiles.now(request)
-        with Holder(files.socket, files.key, identity.fingerprint) as holder:
+        began = FetchStart.now(request)
+        with Holder(files.socket, files.key, began.fingerprint) as holder:
             try:
                 if patience.passed():  # (--refresh-wait 0): the background refreshes it
                     raise BackendError(f"{patience.setting} is {patience.seconds:g} s")
@@ -140,7 +141,7 @@ def fetch_and_cache(
                 # Stale-if-error: the token has not expired yet, only its refresh is due.
                 return serve_stale(valid, request, error.message, behind), behind
             holder.outcome = credential.output
-            save_if_cacheable(files.entry, request, credential, identity, time.time())
+            save_if_cacheable(files.entry, request, credential, began, time.time())
             return credential.output, False
     finally:
         lock.release()
@@ -221,8 +222,8 @@ def refresh_in_background(request: Request, api_version: str) -> None:
             return  # a fetch is running, or the entry went away: nothing to get ahead of
         if stage_of(entry, time.time(), request) == FRESH:
             return  # another process refreshed it
-        identity = IdentityFiles.now(request)
-        with Holder(files.socket, files.key, identity.fingerprint) as holder:
+        began = FetchStart.now(request)
+        with Holder(files.socket, files.key, began.fingerprint) as holder:
             try:
                 credential = fetch(request, api_version, deadline)
             except BackendError as error:
@@ -230,7 +231,7 @@ def refresh_in_background(request: Request, api_version: str) -> None:
                 log.error(f"background refresh: {error.message}; the cached entry stays")
                 return
             holder.outcome = credential.output
-            save_if_cacheable(files.entry, request, credential, identity, time.time())
+            save_if_cacheable(files.entry, request, credential, began, time.time())
     finally:
         lock.release()
     log.debug(f"background refresh of {describe(request.command)} done")
@@ -262,21 +263,23 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     return result
 
 
-class IdentityFiles(NamedTuple):
-    """The identity files of a fetch and their fingerprint, taken before the backend runs:
-    a file that changes while it runs makes the entry a miss at the next call."""
+class FetchStart(NamedTuple):
+    """What a fetch began with, taken before the backend runs: its identity files and their
+    fingerprint (a file that changes while it runs makes the entry a miss at the next
+    call), and the state of the cache's purge marker (a purge meanwhile wins)."""
 
     watched: bytes  # shim.entry.Entry.watched
     fingerprint: bytes
+    purges: str
 
     @classmethod
-    def now(cls, request: Request) -> IdentityFiles:
+    def now(cls, request: Request) -> FetchStart:
         paths = identity_files_now(request.env, request.watched)
-        return cls(watched_bytes(paths), fingerprint(paths))
+        return cls(watched_bytes(paths), fingerprint(paths), store.purge_state(request.cache_dir))
 
 
 def save_if_cacheable(
-    path: str, request: Request, credential: Credential, identity: IdentityFiles, now: float
+    path: str, request: Request, credential: Credential, began: FetchStart, now: float
 ) -> None:
     """Cache `credential` unless it has no expiry or is due for refresh; never fail for it:
     the credential is valid, and kubectl gets it whatever happens to the cache."""
@@ -301,11 +304,16 @@ def save_if_cacheable(
             int(now),
             record,
             credential.output,
-            identity.watched,
-            identity.fingerprint,
+            began.watched,
+            began.fingerprint,
         )
         if not store.write_entry(path, entry):
             log.warn(f"the credential is too large to cache ({len(credential.output)} bytes)")
+            return
+        # Checked after the write: a purge that ran before it, or runs from now on, wins.
+        if store.purge_state(request.cache_dir) != began.purges:
+            unlink(path)
+            log.debug(f"a --purge ran while the backend did: printed, not cached: {path}")
             return
     except OSError as error:
         log.warn(f"could not write the cache entry {path}: {error.strerror}: printed, not cached")

@@ -24,6 +24,7 @@ from shim.files import (
     replace_file,
     unlink,
 )
+from shim.keys import file_state
 
 ENTRY_SUFFIX = ".entry"
 LOCK_SUFFIX = ".lock"
@@ -35,6 +36,8 @@ SOCKET_SUFFIX = ".sock"
 _SOCKET_KEY_LENGTH = 32
 KEY_SUFFIXES = (ENTRY_SUFFIX, LOCK_SUFFIX, SERVED_SUFFIX, AHEAD_SUFFIX)
 BACKGROUND_LOG = "background.log"
+# Its state changes at every --purge: a fetch that began before one does not keep its entry.
+PURGE_MARKER = "purged"
 CRASH_LOG = "crash.log"  # shim.crash: the traceback of the last unexpected error
 _KEY_LENGTH = 64  # a SHA-256 in hex (shim.keys)
 _HEX = frozenset("0123456789abcdef")
@@ -86,8 +89,9 @@ def key_of(name: str) -> str | None:
 
 def is_ours(name: str) -> bool:
     """Whether the shim could have written a file of this name (a key's file, its temp
-    file `.<key file>.<pid>.<random>.tmp`, a fetch's socket, background.log or crash.log)."""
-    if name in (BACKGROUND_LOG, CRASH_LOG) or key_of(name) is not None:
+    file `.<key file>.<pid>.<random>.tmp`, a fetch's socket, the purge marker,
+    background.log or crash.log)."""
+    if name in (BACKGROUND_LOG, CRASH_LOG, PURGE_MARKER) or key_of(name) is not None:
         return True
     stem, suffix = name[: -len(SOCKET_SUFFIX)], name[-len(SOCKET_SUFFIX) :]
     if suffix == SOCKET_SUFFIX and len(stem) == _SOCKET_KEY_LENGTH and _HEX.issuperset(stem):
@@ -149,9 +153,25 @@ def list_entries(cache_dir: str) -> list[tuple[str, Entry | None]]:
     return [(key, read_entry(KeyFiles(cache_dir, key).entry)) for key in list_keys(cache_dir)]
 
 
+def note_purge(cache_dir: str) -> None:
+    """Change the purge marker's state, before a purge removes anything (an existing cache
+    directory only: a purge creates none)."""
+    try:  # (replaced, not touched: a new inode even within one tick of the file clock)
+        if os.path.isdir(cache_dir):
+            replace_file(os.path.join(cache_dir, PURGE_MARKER), b"")
+    except OSError:
+        pass  # no directory, nothing to purge; or one we cannot write: nothing we can remove
+
+
+def purge_state(cache_dir: str) -> str:
+    """The purge marker's state (shim.keys.file_state): it changes at every purge."""
+    return file_state(os.path.join(cache_dir, PURGE_MARKER))
+
+
 def purge_all(cache_dir: str) -> tuple[int, int]:
-    """Remove every file of ours (entries, locks, sidecars, temp files, the log): how many
-    entries there were, and how many other things were left alone."""
+    """Remove every file of ours (entries, locks, sidecars, temp files, the log) but the
+    purge marker: how many entries there were, and how many other things were left alone."""
+    note_purge(cache_dir)
     try:
         found = list(os.scandir(cache_dir))
     except (FileNotFoundError, NotADirectoryError):
@@ -160,6 +180,6 @@ def purge_all(cache_dir: str) -> tuple[int, int]:
     for item in found:
         if not is_ours(item.name) or item.is_dir(follow_symlinks=False):
             left += 1
-        elif unlink(item.path) and item.name.endswith(ENTRY_SUFFIX):
+        elif item.name != PURGE_MARKER and unlink(item.path) and item.name.endswith(ENTRY_SUFFIX):
             removed += 1
     return removed, left

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import KUBECONFIG_ENV, V1, WRAPPED, Shim, key_of, sidecar, token_of
+from helpers import HANG_GUARD, KUBECONFIG_ENV, V1, WRAPPED, Shim, age, key_of, sidecar, token_of
 
 from shim.entry import Entry, decode_entry, encode_entry
 
@@ -311,3 +311,44 @@ def test_list_shows_control_characters_escaped_never_raw(shim: Shim) -> None:
     purged = shim.run("--purge", "--", "plugin", hostile).stdout
     assert rb"\x1b]0;title" in purged
     assert b"\x1b" not in purged
+
+
+def _wait_for_backend_runs(shim: Shim, count: int) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while len(shim.calls()) < count:
+        assert time.monotonic() < deadline, "the backend never ran"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "purge", [["--purge"], ["--purge", "-c", "demo"], ["--purge", "-c", "other"]]
+)
+def test_a_purge_wins_over_a_fetch_that_began_before_it(shim: Shim, purge: list[str]) -> None:
+    gate = shim.cache_dir.parent / "gate"
+    fetching = shim.popen("-c", "demo", FAKE_GATE=str(gate))
+    _wait_for_backend_runs(shim, 1)
+    shim.run(*purge)
+    gate.touch()
+    out, err = fetching.communicate(timeout=HANG_GUARD)
+    assert fetching.returncode == 0, err.decode()
+    assert b'"token"' in out  # its kubectl gets the credential all the same
+    assert shim.entries() == []  # (a purge of another cluster too: one more miss, no harm)
+    shim.run("-c", "demo")
+    shim.run("-c", "demo")
+    assert len(shim.calls()) == 2  # fetched again, and cached: a purge before a fetch is past
+
+
+def test_a_purge_wins_over_a_background_refresh_that_began_before_it(shim: Shim) -> None:
+    shim.run("-c", "demo")
+    age(shim, 600)  # in the refresh-ahead window
+    gate = shim.cache_dir.parent / "gate"
+    shim.run("-c", "demo", FAKE_GATE=str(gate))  # served, and a refresh started behind
+    _wait_for_backend_runs(shim, 2)
+    shim.run("--purge", "-c", "demo")
+    gate.touch()
+    deadline = time.monotonic() + HANG_GUARD
+    while any(shim.cache_dir.glob("*.sock")):  # removed once its fetch and write are over
+        assert time.monotonic() < deadline, "the background refresh never ended"
+        time.sleep(0.02)
+    assert shim.entries() == []
+    assert shim.run("--list").stdout.decode().splitlines()[1:] == []
