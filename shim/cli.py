@@ -19,6 +19,7 @@ from shim.background import FLAG
 from shim.entry import end_of_life
 from shim.errors import EXIT_INTERRUPTED, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
+from shim.files import unlink
 from shim.flow import get_credential, refresh_in_background
 from shim.lookup import deliver
 from shim.meta import decode as decode_meta
@@ -264,9 +265,18 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
     removed = 0
     for key, entry in store.list_entries(cache_dir):
         meta = decode_meta(entry.meta) if entry is not None else {}
-        if selected(meta) and store.remove_entry(store.KeyFiles(cache_dir, key)):
+        if selected(meta) and store.remove_entry(store.KeyFiles(cache_dir, key), True):
             removed += 1
             print("removed: " + ", ".join(f"{name} {cell}" for name, cell in _described(meta)))
+    # An entry's write cut short before its rename: a whole entry, maybe a valid token.
+    for path, becomes, _ in store.unfinished_writes(cache_dir):
+        entry = store.read_entry(path) if becomes.endswith(store.ENTRY_SUFFIX) else None
+        if entry is None:
+            continue
+        unfinished = decode_meta(entry.meta)
+        if selected(unfinished) and unlink(path):
+            described = ", ".join(f"{name} {cell}" for name, cell in _described(unfinished))
+            print(f"removed: {described} (a write that never finished)")
     _report_purge(removed, cache_dir)
 
 

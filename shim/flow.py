@@ -125,6 +125,7 @@ def fetch_and_cache(
             if stale is not None and stage_of(stale, time.time(), request) in SERVABLE:
                 log.debug(f"fetched by another process while we waited: {files.entry}")
                 return stale.credential, False
+        store.remove_abandoned_writes(request.cache_dir)  # (a writer killed mid-write)
         began = FetchStart.now(request)
         with Holder(files.socket, files.key, began.fingerprint) as holder:
             try:

@@ -87,6 +87,24 @@ def key_of(name: str) -> str | None:
     return stem if "." + suffix in KEY_SUFFIXES and is_key(stem) else None
 
 
+def temp_of(name: str) -> tuple[str, int] | None:
+    """The key file and writer's pid of a temp file named `name`
+    (`.<key file>.<pid>.<random>.tmp`, as shim.files names them), else None."""
+    parts = name.split(".")
+    # ["", key, suffix, pid, random, "tmp"]
+    if not (
+        len(parts) == 6
+        and parts[0] == ""
+        and parts[3].isdigit()
+        and len(parts[4]) == 8
+        and _HEX.issuperset(parts[4])
+        and "." + parts[5] == TEMP_SUFFIX
+        and key_of(f"{parts[1]}.{parts[2]}") is not None
+    ):
+        return None
+    return f"{parts[1]}.{parts[2]}", int(parts[3])
+
+
 def is_ours(name: str) -> bool:
     """Whether the shim could have written a file of this name (a key's file, its temp
     file `.<key file>.<pid>.<random>.tmp`, a fetch's socket, the purge marker,
@@ -96,17 +114,7 @@ def is_ours(name: str) -> bool:
     stem, suffix = name[: -len(SOCKET_SUFFIX)], name[-len(SOCKET_SUFFIX) :]
     if suffix == SOCKET_SUFFIX and len(stem) == _SOCKET_KEY_LENGTH and _HEX.issuperset(stem):
         return True
-    parts = name.split(".")
-    # ["", key, suffix, pid, random, "tmp"]
-    return (
-        len(parts) == 6
-        and parts[0] == ""
-        and parts[3].isdigit()
-        and len(parts[4]) == 8
-        and _HEX.issuperset(parts[4])
-        and "." + parts[5] == TEMP_SUFFIX
-        and key_of(f"{parts[1]}.{parts[2]}") is not None
-    )
+    return temp_of(name) is not None
 
 
 def read_entry(path: str) -> Entry | None:
@@ -130,11 +138,45 @@ def write_entry(path: str, entry: Entry) -> bool:
     return True
 
 
-def remove_entry(files: KeyFiles) -> bool:
-    """Remove an entry and its sidecars (not its lock, which others may hold); whether it was."""
+def remove_entry(files: KeyFiles, unfinished: bool = False) -> bool:
+    """Remove an entry and its sidecars (not its lock, which others may hold), and with
+    `unfinished` its temp files, whoever writes them (a purge: that write then fails);
+    whether there was an entry."""
     unlink(files.served)
     unlink(files.ahead)
+    if unfinished:
+        for path, _, _ in unfinished_writes(os.path.dirname(files.entry), files.key):
+            unlink(path)
     return unlink(files.entry)
+
+
+def unfinished_writes(cache_dir: str, key: str | None = None) -> list[tuple[str, str, int]]:
+    """The temp files in `cache_dir` (of `key`'s files only, if given): their paths, the
+    names of the files they were to become, and the pids of their writers."""
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        temp = temp_of(name)
+        if temp is not None and (key is None or temp[0].startswith(key + ".")):
+            found.append((os.path.join(cache_dir, name), *temp))
+    return found
+
+
+def remove_abandoned_writes(cache_dir: str) -> int:
+    """Remove the temp files whose writers are gone (killed between write and rename: an
+    entry's may hold a valid token); how many there were."""
+    removed = 0
+    for path, _, pid in unfinished_writes(cache_dir):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            removed += unlink(path)
+        except OSError:
+            pass  # alive (another user's pid: not ours to judge), or unknown here
+    return removed
 
 
 def list_keys(cache_dir: str) -> list[str]:

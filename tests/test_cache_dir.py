@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -19,6 +20,7 @@ from helpers import (
     age,
     in_deleted_dir,
     one_warning,
+    require_tool,
     shim_argv,
     sidecar,
     token_of,
@@ -302,3 +304,47 @@ def test_an_entry_owned_by_another_user_is_not_served(shim: Shim) -> None:
     os.chown(entry, 65534, 65534)  # still 0600, still in our 0700 directory
     assert shim.run("-c", "demo").stdout != first
     assert len(shim.calls()) == 2
+
+
+# A writer killed between its write and its rename.
+def killed_at_rename(shim: Shim, *args: str) -> Path:
+    """Run the shim under strace, which kills it (SIGKILL) at its first rename: the
+    entry's, after its temp file was written whole. The temp file it leaves."""
+    strace = require_tool("strace")
+    renames = "rename,renameat,renameat2"
+    kill = ["-e", f"trace={renames}", "-e", f"inject={renames}:signal=KILL"]
+    done = subprocess.run(
+        [strace, "-qq", "-o", "/dev/null", *kill, *shim_argv(), *args],
+        env=shim.env,
+        capture_output=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL)  # (strace passes it on)
+    (temp,) = shim.cache_dir.glob(".*.entry.*.tmp")
+    assert shim.entries() == []
+    return temp
+
+
+@pytest.mark.parametrize("purge", [["-c", "demo"], ["--", "aws", "eks", "get-token"]])
+def test_purge_removes_and_reports_a_write_killed_before_its_rename(
+    shim: Shim, purge: list[str]
+) -> None:
+    if purge[0] == "--":
+        purge = ["--", "aws", "--region", "eu-west-1", "eks", "get-token"]
+        purge += ["--cluster-name", "demo", "--output", "json"]
+    temp = killed_at_rename(shim, "-c", "demo", "-r", "eu-west-1")
+    assert b"k8s-aws-v1" in temp.read_bytes()  # a whole entry: a valid token
+    result = shim.run("--purge", *purge)
+    assert not temp.exists()
+    assert "(a write that never finished)" in result.stdout.decode()
+    assert "cluster demo" in result.stdout.decode()
+
+
+def test_a_later_call_removes_a_write_whose_writer_is_gone(shim: Shim) -> None:
+    temp = killed_at_rename(shim, "-c", "demo")
+    alive = shim.cache_dir / (".ab" + "ab" * 31 + f".entry.{os.getpid()}.0123abcd.tmp")
+    alive.write_bytes(b"a write in progress")  # its writer (this test) lives: left alone
+    shim.run("-c", "other")  # a miss, of any key
+    assert not temp.exists()
+    assert alive.exists()

@@ -19,8 +19,14 @@ from shim.entry import (
     watched_bytes,
 )
 
+# Paths as the OS gives them: no NUL, no surrogate but the escapes of bytes not UTF-8.
 paths = st.lists(
-    st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=30), max_size=5
+    st.text(
+        st.characters(blacklist_characters="\0", codec="utf-8") | st.sampled_from("\udc80\udcff"),
+        min_size=1,
+        max_size=30,
+    ),
+    max_size=5,
 )
 entries = st.builds(
     Entry,

@@ -62,7 +62,7 @@ def test_list_and_purge(tmp_path: Path) -> None:
     assert not store.remove_entry(files)
     assert not Path(files.served).exists()
     assert store.purge_all(str(tmp_path)) == (2, 1)
-    assert os.listdir(tmp_path) == ["unrelated.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["purged", "unrelated.txt"]  # (and its marker)
     assert store.purge_all(str(tmp_path / "missing")) == (0, 0)
 
 
