@@ -84,6 +84,16 @@ def wait_until_queued(path: Path, count: int) -> None:
         assert not deadline.passed(), "the waiters never queued"
 
 
+def one_waiter_gets_the_outcome(path: Path) -> bool:
+    """A holder at `path`, one caller queued on it, an outcome: whether the caller got it."""
+    with Holder(str(path), KEY, IDENTITY) as holder:
+        thread, got = wait_in_thread(Waiter(str(path), KEY, IDENTITY, Deadline(30)))
+        wait_until_queued(path, 1)
+        holder.outcome = b"credential"
+    thread.join(30)
+    return got == [True]
+
+
 @pytest.mark.parametrize("outcome", [b"the credential", BackendError("failed", 7, "do this")])
 def test_every_caller_that_connected_meanwhile_gets_the_outcome(
     tmp_path: Path, outcome: bytes | BackendError
@@ -128,13 +138,7 @@ def test_a_dead_holders_socket_refuses_and_the_next_holder_replaces_it(tmp_path:
     dead.bind(str(path))
     dead.close()  # its file stays, as after a kill -9
     assert Waiter(str(path), KEY, IDENTITY, Deadline(1))() is False
-    with Holder(str(path), KEY, IDENTITY) as holder:
-        waiter = Waiter(str(path), KEY, IDENTITY, Deadline(30))
-        thread, got = wait_in_thread(waiter)
-        wait_until_queued(path, 1)
-        holder.outcome = b"credential"
-    thread.join(30)
-    assert got == [True]
+    assert one_waiter_gets_the_outcome(path)
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o022])
@@ -155,14 +159,7 @@ def test_a_directory_path_too_long_for_a_socket_works_through_proc(tmp_path: Pat
     path = deep / "k.sock"
     assert len(str(path)) > 108
     descriptors = len(os.listdir("/proc/self/fd"))
-    with Holder(str(path), KEY, IDENTITY) as holder:
-        assert path.exists()
-        waiter = Waiter(str(path), KEY, IDENTITY, Deadline(30))
-        thread, got = wait_in_thread(waiter)
-        wait_until_queued(path, 1)
-        holder.outcome = b"credential"
-    thread.join(30)
-    assert got == [True]
+    assert one_waiter_gets_the_outcome(path)
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the directory's fd closed again
 
 
