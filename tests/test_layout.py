@@ -114,3 +114,23 @@ def test_the_readme_module_map_names_every_module_there_is() -> None:
     mapped |= set(re.findall(r"`, `(shim/\w+\.py)` \|", readme))  # "| `a.py`, `b.py` |"
     modules = {f"shim/{path.name}" for path in (ROOT / "shim").glob("*.py")}
     assert mapped == modules - {"shim/__init__.py", "shim/__main__.py"}
+
+
+def test_no_reference_a_reader_of_the_repository_cannot_follow() -> None:
+    """Reasons in their own words: no issue numbers of a tracker the repository does not
+    carry, no files outside it."""
+    import re
+
+    unfollowable = re.compile(r"\bissue\s+#\d|\(#\d+\)|\.\./shared/", re.IGNORECASE)
+    files = [ROOT / "README.md", *(ROOT / "scripts").iterdir()]
+    for folder in ("shim", "tests", "tools"):
+        files += (ROOT / folder).rglob("*.py")
+    files += [ROOT / "tools" / "mutate", ROOT / "tools" / "clean-runs"]
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        if path.is_file()
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if unfollowable.search(line)
+    ]
+    assert found == []
