@@ -246,7 +246,7 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
 
     # kubectl's credential-plugin policy, which the shim never widens.
     argv = read_policy(request.env).resolve(request.command, request.env)
-    with start(argv, request.env) as backend:
+    with start(argv, request.env, request.command) as backend:
         # Imported while the backend runs: orjson costs tens of ms.
         with SignalsHeld():  # (a signal in orjson's import would crash us)
             from shim.credential import validate

@@ -40,10 +40,12 @@ class Policy(NamedTuple):  # (not a dataclass: see shim.flow.Answer)
     entries: list[str]
 
     def resolve(self, argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-        """`argv` with its command as it must run; PolicyError when the policy forbids it."""
-        if self.type == ALLOW_ALL:
-            return list(argv)
+        """`argv` with its command as it must run; PolicyError when the policy forbids it.
+        Under every policy a command without a slash is looked up as kubectl looks it up
+        (look_path): never found through an empty PATH entry, `.` or a relative one."""
         command = argv[0]
+        if self.type == ALLOW_ALL:
+            return list(argv) if "/" in command else [program(command, environ), *argv[1:]]
         if self.type == DENY_ALL:
             raise PolicyError(
                 f"{self.path} sets credentialPluginPolicy: DenyAll, so kubectl runs no "
@@ -58,7 +60,7 @@ class Policy(NamedTuple):  # (not a dataclass: see shim.flow.Answer)
                 "to credentialPluginAllowlist there",
             )
         if resolved is None:  # allowed as written, but not on PATH, or only relative to the
-            raise not_found(command)  # current directory (Go's exec.ErrDot): kubectl says so too
+            return [program(command, environ), *argv[1:]]  # current directory: not run
         return [resolved, *argv[1:]]
 
     def allows(self, command: str, environ: Mapping[str, str]) -> bool:
@@ -170,9 +172,43 @@ def look_path(name: str, environ: Mapping[str, str]) -> str | None:
     for directory in environ.get("PATH", "").split(os.pathsep):
         candidate = _clean(os.path.join(directory, name))  # filepath.Join cleans
         if _executable(candidate):
-            # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot).
-            return candidate if os.path.isabs(candidate) else None
+            # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot),
+            # unless GODEBUG says execerrdot=0; client-go then runs it made absolute.
+            if os.path.isabs(candidate):
+                return candidate
+            if not _dot_allowed(environ):
+                return None
+            try:
+                return _clean(os.path.join(os.getcwd(), candidate))
+            except OSError:  # the current directory is gone: nothing relative to it runs
+                return None
     return None
+
+
+def _dot_allowed(environ: Mapping[str, str]) -> bool:
+    """Whether GODEBUG turns exec.ErrDot off (execerrdot=0; the last setting wins)."""
+    settings = [item.strip() for item in environ.get("GODEBUG", "").split(",")]
+    values = [item.partition("=")[2] for item in settings if item.startswith("execerrdot=")]
+    return bool(values) and values[-1] == "0"
+
+
+def program(name: str, environ: Mapping[str, str]) -> str:
+    """The program kubectl runs for the command `name`: look_path's, made absolute; a
+    BackendError (127) when there is none. A name with a slash is run as it is written."""
+    resolved = name if "/" in name else look_path(name, environ)
+    if resolved is not None:
+        return resolved
+    error = not_found(name)
+    for directory in environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if not os.path.isabs(candidate) and _executable(candidate):
+            error.message = (
+                f"{name}: command not found: the only match is {candidate}, through a PATH "
+                "entry relative to the current directory, which kubectl does not run either "
+                "(Go's exec.ErrDot)"
+            )
+            break
+    raise error
 
 
 def _executable(path: str) -> bool:

@@ -75,8 +75,9 @@ class SignalsHeld:
 class BackendProcess:
     """A backend started in its own process group: its pid (= group id), its stdout pipe."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], shown: list[str]) -> None:
         self.argv = argv
+        self.shown = shown  # the command as the user wrote it, for messages
         self.pid = 0
         self.stderr_tail = b""  # the end of what the backend wrote to stderr
         self._stdout = -1
@@ -123,7 +124,7 @@ class BackendProcess:
         except OSError as error:
             os.close(read_end)
             os.close(err_read)
-            raise _start_error(self.argv, error) from None
+            raise _start_error(self.shown, error) from None
         finally:
             os.close(write_end)
             os.close(err_write)
@@ -162,7 +163,7 @@ class BackendProcess:
             stdout, status = self._collect(deadline)
         except TimeoutError:
             raise BackendError(
-                f"{describe(self.argv)} timed out ({deadline.setting} {deadline.seconds:g} s) "
+                f"{describe(self.shown)} timed out ({deadline.setting} {deadline.seconds:g} s) "
                 "and was killed",
                 EXIT_TIMEOUT,
             ) from None
@@ -171,7 +172,7 @@ class BackendProcess:
         if code != 0:
             # A signal -N becomes 128+N, as the shell reports it.
             exit_code = code if code > 0 else 128 - code
-            raise BackendError(f"{describe(self.argv)} failed with exit code {code}", exit_code)
+            raise BackendError(f"{describe(self.shown)} failed with exit code {code}", exit_code)
         return stdout
 
     def _collect(self, deadline: Deadline) -> tuple[bytes, int]:
@@ -214,9 +215,10 @@ class BackendProcess:
             pass  # our own stderr is gone: the backend's messages have nowhere to go
 
 
-def start(argv: list[str], env: dict[str, str]) -> BackendProcess:
-    """Start `argv` (looked up on PATH) with `env`, its stdout piped to us; use it with `with`."""
-    return BackendProcess(argv, env)
+def start(argv: list[str], env: dict[str, str], shown: list[str] | None = None) -> BackendProcess:
+    """Start `argv` (looked up on PATH) with `env`, its stdout piped to us; use it with `with`.
+    Messages name it as `shown` (default: `argv`)."""
+    return BackendProcess(argv, env, argv if shown is None else shown)
 
 
 def _start_error(argv: list[str], error: OSError) -> BackendError:

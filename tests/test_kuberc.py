@@ -357,3 +357,22 @@ def test_the_shim_runs_exactly_what_kubectl_1_35_runs(
     )
     shim_says = outcome(ran, by_shim.returncode, by_shim.stderr, (b"kuberc",))
     assert shim_says == kubectl_says, (by_kubectl.stderr.decode(), by_shim.stderr.decode())
+
+
+@pytest.mark.parametrize("path", [":/usr/bin:/bin", ".:/bin", "rel:/bin"])
+def test_a_program_found_only_relative_to_the_current_directory_is_not_run(
+    shim: Shim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """With no kuberc at all (everyone's default), as kubectl: Go's exec.ErrDot."""
+    ran = tmp_path / "ran"
+    for directory in (tmp_path, tmp_path / "rel"):
+        directory.mkdir(exist_ok=True)
+        (directory / "plug").write_text(PLUGIN.format(ran=ran))
+        (directory / "plug").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    result = shim.run("--", "plug", env={"PATH": path}, expect=127)
+    assert not ran.exists()
+    where = "rel/plug" if path.startswith("rel") else "./plug"
+    assert f"plug: command not found: the only match is {where}, through a PATH entry".encode() in (
+        result.stderr
+    )

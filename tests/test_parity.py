@@ -1,0 +1,145 @@
+"""Differential: kubectl 1.35 runs an exec plugin directly from a kubeconfig, and through
+the shim from the same kubeconfig after `shim kubeconfig wrap`, with the same environment
+and working directory, against the local API stub. What the user sees must be the same:
+whether kubectl succeeded, which program ran, the tokens the server received, and the
+plugin's exit status when it failed. Speed and caching are the only differences allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from apiserver import ApiServer, kubeconfig
+from helpers import HANG_GUARD, kubectl_v35, shim_argv
+
+# The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
+# variable: it never changes the shim's cache key).
+PLUGIN = r"""#!/bin/sh
+echo "$0" >> "$PARITY_RAN"
+head='{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"'
+token="\"token\":\"k8s-aws-v1.parity-$PARITY_NAME\""
+expiry='"expirationTimestamp":"2099-01-01T00:00:00Z"'
+case "$PARITY_MODE" in
+fail) echo "the plugin failed" >&2; exit 3 ;;
+noexpiry) echo "$head,\"status\":{$token}}" ;;
+*) echo "$head,\"status\":{$token,$expiry}}" ;;
+esac
+"""
+ARGS = ["eks", "get-token", "--cluster-name", "demo", "--output", "json"]
+
+
+class Seen(NamedTuple):
+    """What the user sees of one kubectl run."""
+
+    succeeded: bool
+    ran: tuple[str, ...]  # the programs that ran, by where they are (relative to the case)
+    tokens: tuple[str, ...]  # what the API server received
+    plugin_exit: str  # kubectl's word on a failed plugin ("exit status 3"), else ""
+
+
+class Case(NamedTuple):
+    name: str
+    path: str  # PATH, with {bin} (where aws is), {cwd} and {rel} (a directory in cwd)
+    planted: tuple[str, ...] = ()  # where else an `aws` is: "cwd", "rel"
+    env: tuple[tuple[str, str], ...] = ()
+    mode: str = ""
+
+
+CASES = [
+    Case("plain success", "{bin}:/usr/bin:/bin"),
+    Case("the plugin fails, with its exit status", "{bin}:/usr/bin:/bin", mode="fail"),
+    Case("a credential without expiry", "{bin}:/usr/bin:/bin", mode="noexpiry"),
+    Case("no such program on PATH", "/usr/bin:/bin"),
+    Case("an empty PATH entry finds ./aws", ":/usr/bin:/bin", planted=("cwd",)),
+    Case("an empty PATH entry before the real one", ":{bin}:/bin", planted=("cwd",)),
+    Case("`.` on PATH finds ./aws", ".:{bin}", planted=("cwd",)),
+    Case("a relative PATH entry", "rel:{bin}", planted=("rel",)),
+    Case("a relative entry after the real one", "{bin}:rel", planted=("rel",)),
+    Case("only the current directory has it", "{bin}/none:.", planted=("cwd",)),
+    Case("an absolute entry for the current directory", "{cwd}:/bin", planted=("cwd",)),
+    Case(
+        "GODEBUG=execerrdot=0 lets ./aws run",
+        ":/usr/bin:/bin",
+        planted=("cwd",),
+        env=(("GODEBUG", "execerrdot=0"),),
+    ),
+    Case(
+        "GODEBUG's last execerrdot wins",
+        ":/usr/bin:/bin",
+        planted=("cwd",),
+        env=(("GODEBUG", "execerrdot=0,execerrdot=1"),),
+    ),
+]
+
+
+def plant(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "aws").write_text(PLUGIN)
+    (directory / "aws").chmod(0o755)
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_kubectl_sees_the_same_through_the_shim(
+    tmp_path: Path, private_home: Path, case: Case
+) -> None:
+    kubectl = kubectl_v35()
+    places = {"bin": tmp_path / "bin", "cwd": tmp_path / "cwd", "rel": tmp_path / "cwd" / "rel"}
+    plant(places["bin"])
+    places["cwd"].mkdir(exist_ok=True)
+    for where in case.planted:
+        plant(places[where])
+    ran = tmp_path / "ran"
+    env = {
+        "HOME": str(private_home),
+        "PATH": case.path.format(**{name: str(path) for name, path in places.items()}),
+        "PARITY_RAN": str(ran),
+        "PARITY_MODE": case.mode,
+        "PARITY_NAME": case.name.replace(" ", "-"),
+        **dict(case.env),
+    }
+
+    def run(config: Path, api: ApiServer) -> Seen:
+        before = len(api.tokens)
+        done = subprocess.run(
+            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+            env=env,
+            cwd=places["cwd"],
+            capture_output=True,
+            timeout=HANG_GUARD * 2,
+            check=False,
+        )
+        programs = ran.read_text().split() if ran.exists() else []
+        ran.unlink(missing_ok=True)
+        where = tuple(os.path.relpath(os.path.join(places["cwd"], p), tmp_path) for p in programs)
+        stderr = done.stderr.decode(errors="replace")
+        status = stderr.partition("exit status ")[2].split()[:1]
+        return Seen(
+            done.returncode == 0,
+            where,
+            tuple(sorted(set(api.tokens[before:]))),
+            f"exit status {status[0]}" if status else "",
+        )
+
+    with ApiServer(lambda token: True) as api:
+        direct = tmp_path / "direct"
+        direct.write_text(kubeconfig(api, "aws", ARGS))
+        wrapped = tmp_path / "wrapped"
+        shutil.copy(direct, wrapped)
+        wrap = subprocess.run(
+            [*shim_argv(), "kubeconfig", "wrap", "--kubeconfig", str(wrapped)],
+            env={**os.environ, "HOME": str(private_home)},
+            capture_output=True,
+            timeout=HANG_GUARD,
+            check=False,
+        )
+        assert wrap.returncode == 0, wrap.stderr.decode()
+        assert b"changed 1 user" in wrap.stdout
+        by_kubectl = run(direct, api)
+        by_shim = run(wrapped, api)
+    assert by_shim == by_kubectl
