@@ -330,6 +330,9 @@ def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
 SIGNAL_DURING_IMPORT = """
 import os, signal, sys, threading, time
 from shim.process import SignalsHeld
+# (a Ctrl-C raises KeyboardInterrupt, also where this runs with SIGINT ignored, as a
+# background job of a shell without job control does)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def ctrl_c_soon():  # as a terminal's: to the process, which (the shim) has one thread
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # not this helper thread's
