@@ -130,6 +130,7 @@ def build_kubeconfig_parser() -> Parser:
 def run(argv: Sequence[str]) -> int:
     """Run the command line (the arguments after the program's name); the exit code."""
     args = list(argv)
+    log.standard_streams_open()
     log.set_verbose(debug_requested(os.environ))
     return guarded(lambda: dispatch(args, os.environ), os.environ)
 

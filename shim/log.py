@@ -35,7 +35,12 @@ def utc(seconds: float | None = None) -> str:
 
 def _write(level: str, message: str) -> None:
     stamp = utc() + " " if _state["timestamps"] else ""
-    sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")  # stderr is line-buffered (3.9+)
+    if sys.stderr is None:  # started with stderr closed: nobody to tell
+        return
+    try:  # noqa: SIM105 - contextlib is not imported for this alone
+        sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")  # line-buffered (3.9+)
+    except (OSError, ValueError):
+        pass  # stderr broken or closed: a message lost must not cost the credential
 
 
 def error(message: str) -> None:
@@ -61,9 +66,28 @@ def debug(message: str) -> None:
 
 def relay(data: bytes) -> None:
     """Bytes a backend wrote to its stderr, passed on as they are."""
-    sys.stderr.flush()
+    if sys.stderr is not None:
+        try:  # noqa: SIM105 - as in _write
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
     try:
         while data:
             data = data[os.write(2, data) :]
     except OSError:
         pass  # our stderr is gone: nowhere to pass them on to
+
+
+def standard_streams_open() -> None:
+    """Open /dev/null on any of descriptors 0, 1 and 2 that we were started without, so
+    that no file we open later takes one of their numbers (a lock file as descriptor 2
+    would receive the backend's stderr; as descriptor 1, the credential). Descriptor 1
+    is opened read-only: writing the credential still fails as on a closed stdout."""
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, mode)
+            if opened != fd:  # (the lowest free number: fd itself, as 0..fd-1 are open)
+                os.dup2(opened, fd)
+                os.close(opened)

@@ -41,6 +41,9 @@ from shim.errors import (
 )
 
 _READ_SIZE = 65536
+# A credential is kilobytes (a client certificate chain, tens of them): a backend that
+# prints more is not printing one, and is stopped before it fills our memory.
+MAX_OUTPUT = 16 << 20
 _TAIL = 8192  # bytes of the backend's stderr kept to explain a failure
 # The signals that end us while a backend runs: we end its group first, then exit 128+N.
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -56,6 +59,10 @@ def describe(argv: list[str]) -> str:
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
+
+
+class OutputTooLarge(Exception):
+    """The backend printed more than MAX_OUTPUT bytes."""
 
 
 class SignalsHeld:
@@ -161,6 +168,11 @@ class BackendProcess:
         BackendError with the command and exit code."""
         try:
             stdout, status = self._collect(deadline)
+        except OutputTooLarge:
+            raise BackendError(
+                f"{describe(self.shown)} printed more than {MAX_OUTPUT >> 20} MiB, which is no "
+                "credential, and was killed"
+            ) from None
         except TimeoutError:
             raise BackendError(
                 f"{describe(self.shown)} timed out ({deadline.setting} {deadline.seconds:g} s) "
@@ -183,7 +195,7 @@ class BackendProcess:
         poller = select.poll()
         for fd in (self._stdout, self._stderr):
             poller.register(fd, select.POLLIN)
-        open_fds, chunks, status = {self._stdout, self._stderr}, [], None
+        open_fds, chunks, status, size = {self._stdout, self._stderr}, [], None, 0
         while open_fds:
             if self._stdout not in open_fds and status is None:
                 status = _reaped_status(self.pid)
@@ -202,6 +214,9 @@ class BackendProcess:
                     open_fds.discard(fd)
                 elif fd == self._stdout:
                     chunks.append(data)
+                    size += len(data)
+                    if size > MAX_OUTPUT:
+                        raise OutputTooLarge
                 else:
                     self._pass_on(data)
         return b"".join(chunks), status if status is not None else _wait(self.pid, deadline)

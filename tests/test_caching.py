@@ -338,6 +338,8 @@ def test_kubectl_gone_before_the_credential_is_written(shim: Shim, path: str, st
     assert result.stderr == b""
     assert not (shim.cache_dir / "crash.log").exists()
     assert len(shim.entries()) == 1  # a miss still cached what it fetched
+    for other in set(shim.cache_dir.iterdir()) - set(shim.entries()):
+        assert b"k8s-aws-v1" not in other.read_bytes(), other.name  # (no file took fd 1)
 
 
 def test_an_unreadable_exec_info_gets_a_warning_and_the_default(shim: Shim) -> None:

@@ -359,3 +359,40 @@ def test_a_ctrl_c_while_orjson_is_imported_is_exit_130_not_a_crash() -> None:
         check=False,
     )
     assert done.returncode == 130, done.stderr.decode()
+
+
+# Standard streams: any of them closed at the start.
+def closed_stderr_run(shim: Shim, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """The shim started with descriptor 2 closed, as `cmd 2>&-` starts it."""
+    command = " ".join(f"'{arg}'" for arg in [*shim_argv(), *args])
+    return subprocess.run(
+        ["sh", "-c", f"exec 2>&-; exec {command}"],
+        env={**shim.env, **env},
+        capture_output=False,
+        stdout=subprocess.PIPE,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
+def test_with_stderr_closed_a_warning_does_not_cost_the_credential(shim: Shim) -> None:
+    result = closed_stderr_run(shim, "-c", "demo", FAKE_MODE="noexpiry")  # warns: not cached
+    assert result.returncode == 0
+    assert token_of(result.stdout).startswith("k8s-aws-v1.fake-")
+
+
+def test_with_stderr_closed_no_file_of_ours_gets_the_backends_stderr(shim: Shim) -> None:
+    """Descriptor 2 free at the start: the lock file opened later would take it, and the
+    backend's stderr, passed on to our descriptor 2, would be written into the lock."""
+    result = closed_stderr_run(shim, "-c", "demo", FAKE_MODE="stderr")
+    assert result.returncode == 0
+    for path in shim.cache_dir.iterdir():
+        assert b"a message from the backend" not in path.read_bytes(), path.name
+
+
+def test_a_backend_that_prints_without_end_is_stopped_with_a_clear_error(shim: Shim) -> None:
+    result = shim.run("--timeout", "60", "--", "yes", expect=1)
+    assert result.stdout == b""
+    assert b"yes printed more than 16 MiB, which is no credential, and was killed" in (
+        result.stderr
+    )
