@@ -96,6 +96,7 @@ def test_kubectl_sees_the_same_through_the_shim(
         plant(places[where])
     ran = tmp_path / "ran"
     env = {
+        **os.environ,  # (as conftest left it: no AWS_, EKS_SHIM_ or KUBE variables)
         "HOME": str(private_home),
         "PATH": case.path.format(**{name: str(path) for name, path in places.items()}),
         "PARITY_RAN": str(ran),
