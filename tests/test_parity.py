@@ -26,6 +26,14 @@ token="\"token\":\"k8s-aws-v1.parity-$PARITY_NAME\""
 expiry='"expirationTimestamp":"2099-01-01T00:00:00Z"'
 case "$PARITY_MODE" in
 fail) echo "the plugin failed" >&2; exit 3 ;;
+exit1) echo "ExpiredToken: the security token included in the request is expired" >&2; exit 1 ;;
+exit127) exit 127 ;;
+garbage) echo "<html>Gateway Timeout</html>" ;;
+empty) ;;
+wrongkind) echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"Config"}' ;;
+v1) echo "${head%1beta1*}1\",\"kind\":\"ExecCredential\",\"status\":{$token,$expiry}}" ;;
+noisy) echo "a warning on stderr" >&2; echo "$head,\"status\":{$token,$expiry}}" ;;
+pasttime) echo "$head,\"status\":{$token,\"expirationTimestamp\":\"2001-01-01T00:00:00Z\"}}" ;;
 noexpiry) echo "$head,\"status\":{$token}}" ;;
 *) echo "$head,\"status\":{$token,$expiry}}" ;;
 esac
@@ -55,6 +63,14 @@ CASES = [
     Case("the plugin fails, with its exit status", "{bin}:/usr/bin:/bin", mode="fail"),
     Case("a credential without expiry", "{bin}:/usr/bin:/bin", mode="noexpiry"),
     Case("no such program on PATH", "/usr/bin:/bin"),
+    Case("the plugin fails with exit 1 and a message", "{bin}:/bin", mode="exit1"),
+    Case("the plugin exits 127 itself", "{bin}:/bin", mode="exit127"),
+    Case("the plugin prints garbage", "{bin}:/bin", mode="garbage"),
+    Case("the plugin prints nothing", "{bin}:/bin", mode="empty"),
+    Case("the plugin prints another kind", "{bin}:/bin", mode="wrongkind"),
+    Case("the plugin answers another apiVersion", "{bin}:/bin", mode="v1"),
+    Case("stderr noise, then a credential", "{bin}:/bin", mode="noisy"),
+    Case("a credential that expired long ago", "{bin}:/bin", mode="pasttime"),
     Case("an empty PATH entry finds ./aws", ":/usr/bin:/bin", planted=("cwd",)),
     Case("an empty PATH entry before the real one", ":{bin}:/bin", planted=("cwd",)),
     Case("`.` on PATH finds ./aws", ".:{bin}", planted=("cwd",)),
