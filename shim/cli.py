@@ -268,7 +268,7 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
         meta = decode_meta(entry.meta) if entry is not None else {}
         if selected(meta) and store.remove_entry(store.KeyFiles(cache_dir, key), True):
             removed += 1
-            print("removed: " + ", ".join(f"{name} {cell}" for name, cell in _described(meta)))
+            print(f"removed: {_described_line(meta)}")
     # An entry's write cut short before its rename: a whole entry, maybe a valid token.
     for path, becomes, _ in store.unfinished_writes(cache_dir):
         entry = store.read_entry(path) if becomes.endswith(store.ENTRY_SUFFIX) else None
@@ -276,8 +276,7 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
             continue
         unfinished = decode_meta(entry.meta)
         if selected(unfinished) and unlink(path):
-            described = ", ".join(f"{name} {cell}" for name, cell in _described(unfinished))
-            print(f"removed: {described} (a write that never finished)")
+            print(f"removed: {_described_line(unfinished)} (a write that never finished)")
     _report_purge(removed, cache_dir)
 
 
@@ -287,6 +286,11 @@ def _report_purge(removed: int, cache_dir: str, left: int = 0) -> None:
     if left:
         files = f"{left} file{'s' if left > 1 else ''}"
         log.warn(f"left alone {files} in {where} that the shim did not write")
+
+
+def _described_line(meta: dict[str, object]) -> str:
+    """An entry's metadata in one line: `cluster prod, profile -, ...`."""
+    return ", ".join(f"{name} {cell}" for name, cell in _described(meta))
 
 
 def _described(meta: dict[str, object]) -> list[tuple[str, str]]:
