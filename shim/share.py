@@ -35,7 +35,7 @@ MAGIC = b"eks-token-shim-outcome/1"
 Outcome = Union[bytes, BackendError]
 _MAX_PATH = 100  # sun_path holds 104 bytes on macOS, 108 on Linux, with its NUL
 _BACKLOG = 128  # the calls that may queue; more fall back to the lock
-_MAX_OUTCOME = 1 << 20
+_MAX_OUTCOME = 32 << 20  # bytes: above any backend output the shim accepts (16 MiB), header too
 _SEND_TIMEOUT = 1.0  # seconds for a waiter to take what we send (it waits in recv)
 CREDENTIAL = b"credential"
 FAILURE = b"failure"
@@ -251,15 +251,19 @@ class Waiter:
         return connection
 
     def _receive(self, connection: _socket.socket) -> bytes:
-        chunks, size = [], 0
-        while size < _MAX_OUTCOME:
+        """Everything the holder sends, up to its closing; b"" (no outcome) for more than
+        _MAX_OUTCOME bytes: a credential cut short must never pass for a whole one."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             left = self.deadline.left()
             if not left:
                 raise TimeoutError
             connection.settimeout(left)
             chunk = connection.recv(65536)
             if not chunk:
-                break
+                return b"".join(chunks)
             chunks.append(chunk)
             size += len(chunk)
-        return b"".join(chunks)
+            if size > _MAX_OUTCOME:
+                return b""

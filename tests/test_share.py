@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from shim.deadline import Deadline
 from shim.errors import BackendError
-from shim.share import Holder, Waiter, decode, encode
+from shim.share import _MAX_OUTCOME, Holder, Waiter, decode, encode
 
 KEY = "ab" * 32
 IDENTITY = b"0f" * 32
@@ -78,27 +79,48 @@ def wait_in_thread(waiter: Waiter) -> tuple[threading.Thread, list[bool]]:
     return thread, got
 
 
+def unique_name() -> str:
+    """A socket name no other process uses: /proc/net/unix is the whole machine's, and
+    another run of these tests may be queueing on its own `k.sock` at the same time."""
+    return os.urandom(8).hex() + ".sock"
+
+
 def wait_until_queued(path: Path, count: int) -> None:
     deadline = Deadline(30)
     while queued_on(path) != count:
         assert not deadline.passed(), "the waiters never queued"
+        time.sleep(0.001)
 
 
-def one_waiter_gets_the_outcome(path: Path) -> bool:
-    """A holder at `path`, one caller queued on it, an outcome: whether the caller got it."""
+def one_waiter_gets_the_outcome(path: Path, outcome: bytes = b"credential") -> bool:
+    """A holder at `path`, one caller queued on it, an outcome: whether the caller got it
+    whole."""
+    waiter = Waiter(str(path), KEY, IDENTITY, Deadline(30))
     with Holder(str(path), KEY, IDENTITY) as holder:
-        thread, got = wait_in_thread(Waiter(str(path), KEY, IDENTITY, Deadline(30)))
+        thread, got = wait_in_thread(waiter)
         wait_until_queued(path, 1)
-        holder.outcome = b"credential"
+        holder.outcome = outcome
     thread.join(30)
-    return got == [True]
+    return got == [True] and waiter.outcome == outcome
+
+
+def test_a_large_credential_comes_whole_and_a_larger_outcome_than_any_not_at_all(
+    tmp_path: Path,
+) -> None:
+    """A credential cut short must never pass for a whole one: past the bound (above
+    anything a backend may print), no outcome, and the caller takes the lock."""
+    header = len(encode(KEY, IDENTITY, b""))
+    path = tmp_path / unique_name()
+    assert one_waiter_gets_the_outcome(path, b"x" * (3 << 20))  # (once cut at 1 MiB)
+    assert one_waiter_gets_the_outcome(path, b"x" * (_MAX_OUTCOME - header))
+    assert not one_waiter_gets_the_outcome(path, b"x" * (_MAX_OUTCOME - header + 1))
 
 
 @pytest.mark.parametrize("outcome", [b"the credential", BackendError("failed", 7, "do this")])
 def test_every_caller_that_connected_meanwhile_gets_the_outcome(
     tmp_path: Path, outcome: bytes | BackendError
 ) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     with Holder(str(path), KEY, IDENTITY) as holder:
         waiters = [Waiter(str(path), KEY, IDENTITY, Deadline(30)) for _ in range(3)]
         threads = [wait_in_thread(waiter) for waiter in waiters]
@@ -113,7 +135,7 @@ def test_every_caller_that_connected_meanwhile_gets_the_outcome(
 
 
 def test_a_holder_without_an_outcome_sends_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     waiter = Waiter(str(path), KEY, IDENTITY, Deadline(30))
     with Holder(str(path), KEY, IDENTITY):
         thread, got = wait_in_thread(waiter)
@@ -124,7 +146,7 @@ def test_a_holder_without_an_outcome_sends_nothing(tmp_path: Path) -> None:
 
 
 def test_a_caller_that_comes_after_the_outcome_does_not_get_it(tmp_path: Path) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     with Holder(str(path), KEY, IDENTITY) as holder:
         holder.outcome = b"credential"
     assert Waiter(str(path), KEY, IDENTITY, Deadline(1))() is False  # no socket: the lock decides
@@ -133,7 +155,7 @@ def test_a_caller_that_comes_after_the_outcome_does_not_get_it(tmp_path: Path) -
 def test_a_dead_holders_socket_refuses_and_the_next_holder_replaces_it(tmp_path: Path) -> None:
     import _socket
 
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     dead = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     dead.bind(str(path))
     dead.close()  # its file stays, as after a kill -9
@@ -143,7 +165,7 @@ def test_a_dead_holders_socket_refuses_and_the_next_holder_replaces_it(tmp_path:
 
 @pytest.mark.parametrize("umask", [0o000, 0o022])
 def test_the_socket_is_0600_whatever_the_umask(tmp_path: Path, umask: int) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     old = os.umask(umask)
     try:
         with Holder(str(path), KEY, IDENTITY):
@@ -156,7 +178,7 @@ def test_the_socket_is_0600_whatever_the_umask(tmp_path: Path, umask: int) -> No
 def test_a_directory_path_too_long_for_a_socket_works_through_proc(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
     deep.mkdir()
-    path = deep / "k.sock"
+    path = deep / unique_name()
     assert len(str(path)) > 108
     descriptors = len(os.listdir("/proc/self/fd"))
     assert one_waiter_gets_the_outcome(path)
@@ -164,14 +186,14 @@ def test_a_directory_path_too_long_for_a_socket_works_through_proc(tmp_path: Pat
 
 
 def test_something_else_than_a_socket_of_ours_is_never_connected_to(tmp_path: Path) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     os.mkfifo(path)
     assert Waiter(str(path), KEY, IDENTITY, Deadline(1))() is False  # (a FIFO: not even opened)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a socket of another owner needs root")
 def test_a_socket_of_another_owner_is_never_connected_to(tmp_path: Path) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     with Holder(str(path), KEY, IDENTITY) as holder:
         os.chown(path, 65534, 65534)
         holder.outcome = b"credential"
@@ -180,7 +202,7 @@ def test_a_socket_of_another_owner_is_never_connected_to(tmp_path: Path) -> None
 
 
 def test_a_waiter_stops_at_its_deadline(tmp_path: Path) -> None:
-    path = tmp_path / "k.sock"
+    path = tmp_path / unique_name()
     with Holder(str(path), KEY, IDENTITY) as holder:
         waiter = Waiter(str(path), KEY, IDENTITY, Deadline(0.2))
         assert waiter() is False  # connected, then the deadline came: the lock decides
