@@ -60,6 +60,8 @@ def test_what_is_not_a_whole_outcome_for_this_key_is_none() -> None:
     assert decode(KEY, IDENTITY, whole.replace(b"outcome/1", b"outcome/2", 1)) is None
     failure = encode(KEY, IDENTITY, BackendError("m", 3))
     assert decode(KEY, IDENTITY, failure.replace(b" 3\n", b" x\n", 1)) is None
+    assert decode(KEY, IDENTITY, failure.partition(b"\n")[0]) is None  # no line's end
+    assert decode(KEY, IDENTITY, failure.replace(b" 3\n", b" 3 more\n", 1)) is None
 
 
 def test_a_surrogate_no_decoder_made_is_sent_escaped_not_raised() -> None:
