@@ -61,6 +61,21 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+# kubectl (Go) starts a plugin with every signal at its default, but SIGHUP and SIGINT
+# stay ignored when kubectl itself was started with them ignored (a background job).
+# Python ignores SIGPIPE and SIGXFSZ itself: without this, a backend's `seq | head`
+# would say "Broken pipe".
+_KEPT_IGNORED = (signal.SIGHUP, signal.SIGINT)
+_NEVER_SET = (signal.SIGKILL, signal.SIGSTOP)
+
+
+def _defaults_for_the_backend() -> set[int]:
+    """The signals the backend starts with at their default disposition: all of them,
+    but SIGHUP and SIGINT when we were started with them ignored."""
+    kept = {signum for signum in _KEPT_IGNORED if signal.getsignal(signum) == signal.SIG_IGN}
+    return {int(signum) for signum in signal.valid_signals()} - {*_NEVER_SET, *kept}
+
+
 class OutputTooLarge(Exception):
     """The backend printed more than MAX_OUTPUT bytes."""
 
@@ -96,6 +111,8 @@ class BackendProcess:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         try:
             for signum in FORWARDED:
+                if signal.getsignal(signum) == signal.SIG_IGN and signum in _KEPT_IGNORED:
+                    continue  # ignored where we were started: the backend inherits that
                 try:
                     self._handlers[signum] = signal.signal(signum, _raise_terminated)
                 except ValueError:  # not the main thread: signals are the main thread's
@@ -127,6 +144,7 @@ class BackendProcess:
                 ],
                 setpgroup=0,
                 setsigmask=child_mask,
+                setsigdef=_defaults_for_the_backend(),
             )
         except OSError as error:
             os.close(read_end)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +21,8 @@ from helpers import HANG_GUARD, kubectl_v35, shim_argv
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
 # variable: it never changes the shim's cache key).
 PLUGIN = r"""#!/bin/sh
-echo "$0" >> "$PARITY_RAN"
+while read -r field value; do [ "$field" = SigIgn: ] && ignored=$value; done < /proc/$$/status
+echo "$0 $ignored" >> "$PARITY_RAN"
 head='{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"'
 token="\"token\":\"k8s-aws-v1.parity-$PARITY_NAME\""
 expiry='"expirationTimestamp":"2099-01-01T00:00:00Z"'
@@ -39,13 +41,17 @@ noexpiry) echo "$head,\"status\":{$token}}" ;;
 esac
 """
 ARGS = ["eks", "get-token", "--cluster-name", "demo", "--output", "json"]
+# Signals 32 and 33, glibc's own (thread cancellation, setxid): its posix_spawn leaves
+# them ignored in the child, and no program may set them (Python refuses them too).
+GLIBC_INTERNAL = 0b11 << 31
 
 
 class Seen(NamedTuple):
     """What the user sees of one kubectl run."""
 
     succeeded: bool
-    ran: tuple[str, ...]  # the programs that ran, by where they are (relative to the case)
+    ran: tuple[str, ...]  # the programs that ran, by where they are (relative to the case),
+    # each with the signals it started with ignored (SigIgn: kubectl's plugins get none)
     tokens: tuple[str, ...]  # what the API server received
     plugin_exit: str  # kubectl's word on a failed plugin ("exit status 3"), else ""
 
@@ -56,6 +62,8 @@ class Case(NamedTuple):
     planted: tuple[str, ...] = ()  # where else an `aws` is: "cwd", "rel"
     env: tuple[tuple[str, str], ...] = ()
     mode: str = ""
+    # kubectl started with SIGINT or SIGHUP ignored, or with neither (None: as pytest runs)
+    ignored: signal.Signals | None = None
 
 
 CASES = [
@@ -71,6 +79,9 @@ CASES = [
     Case("the plugin answers another apiVersion", "{bin}:/bin", mode="v1"),
     Case("stderr noise, then a credential", "{bin}:/bin", mode="noisy"),
     Case("a credential that expired long ago", "{bin}:/bin", mode="pasttime"),
+    Case("kubectl started with SIGINT ignored", "{bin}:/bin", ignored=signal.SIGINT),
+    Case("kubectl started with SIGHUP ignored", "{bin}:/bin", ignored=signal.SIGHUP),
+    Case("kubectl started with SIGTERM ignored", "{bin}:/bin", ignored=signal.SIGTERM),
     Case("an empty PATH entry finds ./aws", ":/usr/bin:/bin", planted=("cwd",)),
     Case("an empty PATH entry before the real one", ":{bin}:/bin", planted=("cwd",)),
     Case("`.` on PATH finds ./aws", ".:{bin}", planted=("cwd",)),
@@ -123,17 +134,25 @@ def test_kubectl_sees_the_same_through_the_shim(
 
     def run(config: Path, api: ApiServer) -> Seen:
         before = len(api.tokens)
+        signals = {signal.SIGINT: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+        if case.ignored is not None:
+            signals[case.ignored] = signal.SIG_IGN
         done = subprocess.run(
             [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
             env=env,
             cwd=places["cwd"],
+            preexec_fn=lambda: [signal.signal(sig, how) for sig, how in signals.items()],
             capture_output=True,
             timeout=HANG_GUARD * 2,
             check=False,
         )
-        programs = ran.read_text().split() if ran.exists() else []
+        runs = [line.split() for line in ran.read_text().splitlines()] if ran.exists() else []
         ran.unlink(missing_ok=True)
-        where = tuple(os.path.relpath(os.path.join(places["cwd"], p), tmp_path) for p in programs)
+        where = tuple(
+            f"{os.path.relpath(os.path.join(places['cwd'], program), tmp_path)} "
+            f"SigIgn {int(ignored, 16) & ~GLIBC_INTERNAL:x}"
+            for program, ignored in runs
+        )
         stderr = done.stderr.decode(errors="replace")
         status = stderr.partition("exit status ")[2].split()[:1]
         return Seen(
