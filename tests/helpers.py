@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -69,6 +70,12 @@ def require_tool(name: str) -> str:
     return path
 
 
+def signals_at_default() -> None:
+    """In a child about to exec: SIGHUP and SIGINT at their defaults (see Shim.popen)."""
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class Shim:
     """Runs the shim with fake backends first on PATH, and reads their call log."""
 
@@ -86,11 +93,15 @@ class Shim:
         )
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        """The shim, started as from a terminal: SIGHUP and SIGINT at their defaults even
+        where the tests run under nohup or as a background job (the shim keeps them
+        ignored when it is started with them ignored, as kubectl's plugins do)."""
         return subprocess.Popen(
             [*shim_argv(), *args],
             env={**self.env, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=signals_at_default,
         )
 
     def run(
