@@ -75,7 +75,7 @@ def relay(data: bytes) -> None:
         while data:
             data = data[os.write(2, data) :]
     except OSError:
-        pass  # our stderr is gone: nowhere to pass them on to
+        pass  # our own stderr is gone: the backend's messages have nowhere to go
 
 
 def standard_streams_open() -> None:

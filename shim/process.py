@@ -31,6 +31,7 @@ import signal
 import time
 from typing import Any
 
+from shim import log
 from shim.deadline import Deadline
 from shim.errors import (
     EXIT_NOT_EXECUTABLE,
@@ -241,11 +242,7 @@ class BackendProcess:
 
     def _pass_on(self, data: bytes) -> None:
         self.stderr_tail = (self.stderr_tail + data)[-_TAIL:]
-        try:
-            while data:
-                data = data[os.write(2, data) :]
-        except OSError:
-            pass  # our own stderr is gone: the backend's messages have nowhere to go
+        log.relay(data)
 
 
 def start(argv: list[str], env: dict[str, str], shown: list[str] | None = None) -> BackendProcess:
