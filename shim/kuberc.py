@@ -169,19 +169,26 @@ def look_path(name: str, environ: Mapping[str, str]) -> str | None:
         except OSError:  # the current directory is gone
             return None
         return path if _executable(path) else None
+    candidate = _first_on_path(name, environ)
+    if candidate is None or os.path.isabs(candidate):
+        return candidate
+    # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot), unless
+    # GODEBUG says execerrdot=0; client-go then runs it made absolute.
+    if not _dot_allowed(environ):
+        return None
+    try:
+        return _clean(os.path.join(os.getcwd(), candidate))
+    except OSError:  # the current directory is gone: nothing relative to it runs
+        return None
+
+
+def _first_on_path(name: str, environ: Mapping[str, str]) -> str | None:
+    """The first executable `name` in PATH's directories, as filepath.Join spells it
+    (cleaned: an empty entry gives `name` itself, relative); None when there is none."""
     for directory in environ.get("PATH", "").split(os.pathsep):
         candidate = _clean(os.path.join(directory, name))  # filepath.Join cleans
         if _executable(candidate):
-            # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot),
-            # unless GODEBUG says execerrdot=0; client-go then runs it made absolute.
-            if os.path.isabs(candidate):
-                return candidate
-            if not _dot_allowed(environ):
-                return None
-            try:
-                return _clean(os.path.join(os.getcwd(), candidate))
-            except OSError:  # the current directory is gone: nothing relative to it runs
-                return None
+            return candidate
     return None
 
 
@@ -199,15 +206,14 @@ def program(name: str, environ: Mapping[str, str]) -> str:
     if resolved is not None:
         return resolved
     error = not_found(name)
-    for directory in environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if not os.path.isabs(candidate) and _executable(candidate):
-            error.message = (
-                f"{name}: command not found: the only match is {candidate}, through a PATH "
-                "entry relative to the current directory, which kubectl does not run either "
-                "(Go's exec.ErrDot)"
-            )
-            break
+    relative = _first_on_path(name, environ)
+    if relative is not None:  # (look_path refused it: it is relative to the current directory)
+        shown = relative if "/" in relative else "./" + relative
+        error.message = (
+            f"{name}: command not found: the only match is {shown}, through a PATH entry "
+            "relative to the current directory, which kubectl does not run either "
+            "(Go's exec.ErrDot)"
+        )
     raise error
 
 
