@@ -17,7 +17,7 @@ from shim import __version__, crash, log, store
 from shim.backends import BACKENDS
 from shim.background import FLAG
 from shim.entry import end_of_life
-from shim.errors import EXIT_INTERRUPTED, ShimError, Terminated, UsageError
+from shim.errors import EXIT_INTERRUPTED, NotACredential, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
 from shim.files import unlink
 from shim.flow import get_credential, refresh_in_background
@@ -225,7 +225,11 @@ def credential_command(argv: list[str], environ: Mapping[str, str]) -> int:
     if parsed.background_refresh:
         refresh_in_background(request, api_version)
         return 0
-    answer = get_credential(request, api_version, force=parsed.refresh)
+    try:
+        answer = get_credential(request, api_version, force=parsed.refresh)
+    except NotACredential as refused:  # kubectl reads it and decides, as without the shim
+        log.warn(f"{refused.message}: passed to kubectl as it came, not cached")
+        return deliver(refused.output, request, None, False, time.time())
     return deliver(answer.credential, request, answer.found, answer.ahead, time.time())
 
 

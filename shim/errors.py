@@ -37,6 +37,16 @@ class BackendError(ShimError):
     stderr = b""  # the end of what the backend wrote to stderr (passed on as it came)
 
 
+class NotACredential(BackendError):
+    """The backend succeeded, but printed nothing the shim can be sure kubectl accepts:
+    kubectl gets it as it came, uncached, and decides (its own error, or a credential
+    in a form the shim does not vouch for, such as YAML)."""
+
+    def __init__(self, message: str, output: bytes) -> None:
+        super().__init__(message)
+        self.output = output
+
+
 def not_found(command: str) -> BackendError:
     """The backend's program is nowhere to be run: exit 127, as a shell says it."""
     return BackendError(f"{command}: command not found (is it on PATH?)", EXIT_NOT_FOUND)

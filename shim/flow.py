@@ -31,26 +31,25 @@ from shim.entry import (
     is_fresh,
     watched_bytes,
 )
-from shim.errors import BackendError
+from shim.errors import BackendError, NotACredential
 from shim.execinfo import cluster_info
 from shim.files import unlink
 from shim.keys import fingerprint, identity_files_now
 from shim.lock import KeyLock
 from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
-from shim.process import SignalsHeld, describe, start
+from shim.process import describe, start
 from shim.request import Request
 from shim.share import Holder, Outcome, Waiter
 
 if TYPE_CHECKING:
-    from shim.credential import Credential  # orjson: imported while the backend runs
+    from shim.credential import Credential  # (json: imported while the backend runs)
 
 # Why a lock file could not be made, when nothing could be written in the directory.
 _UNWRITABLE = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM)
 
 
 # NamedTuples, not dataclasses, on a miss before the backend starts: `import dataclasses`
-# (inspect and all it imports) costs ~10 ms on a 2-core machine, which orjson pays anyway
-# later, while the backend runs.
+# (inspect and all it imports) costs ~10 ms on a 2-core machine.
 class Answer(NamedTuple):
     """The credential to print, and what shim.lookup.deliver needs for the bookkeeping."""
 
@@ -191,8 +190,10 @@ def rejected_by_server(entry: Entry, request: Request, deadline: Deadline) -> bo
     if cluster is None:
         log.debug("asked again by the same process, without cluster info: serving the cache")
         return False
-    token = _token_of(entry.credential)
     from shim import verify
+    from shim.credential import token_of
+
+    token = token_of(entry.credential)
 
     check = Deadline(min(verify.TIMEOUT, deadline.left()))
     if token is None or not verify.rejected(cluster, token, check):
@@ -239,7 +240,8 @@ def refresh_in_background(request: Request, api_version: str) -> None:
 
 
 def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
-    """Run the backend and validate what it printed; BackendError when it is not a credential."""
+    """Run the backend and validate what it printed: BackendError when it failed,
+    NotACredential when what it printed is not a credential kubectl surely accepts."""
     if log.is_verbose():
         log.debug(f"running {describe(request.command)}")
     from shim.kuberc import read_policy
@@ -247,9 +249,7 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     # kubectl's credential-plugin policy, which the shim never widens.
     argv = read_policy(request.env).resolve(request.command, request.env)
     with start(argv, request.env, request.command) as backend:
-        # Imported while the backend runs: orjson costs tens of ms.
-        with SignalsHeld():  # (a signal in orjson's import would crash us)
-            from shim.credential import validate
+        from shim.credential import validate  # (json: imported while the backend runs)
 
         try:
             output = backend.finish(deadline)
@@ -260,7 +260,8 @@ def fetch(request: Request, api_version: str, deadline: Deadline) -> Credential:
     result = validate(output, api_version)
     if isinstance(result, list):
         problems = "; ".join(result)
-        raise BackendError(f"{describe(request.command)} printed no valid credential: {problems}")
+        shown = describe(request.command)
+        raise NotACredential(f"{shown} printed no valid credential: {problems}", output)
     return result
 
 
@@ -323,16 +324,3 @@ def save_if_cacheable(
         log.warn(f"could not cache the credential ({type(error).__name__}): printed, not cached")
         return
     log.debug(f"cached until {log.utc(end - request.refresh_before)}: {path}")
-
-
-def _token_of(credential: bytes) -> str | None:
-    """The token of a cached credential; None for a client certificate, or for an entry
-    whose credential is not what the shim would have cached (it is served as it is)."""
-    with SignalsHeld():  # (see shim.process.SignalsHeld)
-        import orjson
-
-    try:
-        token = orjson.loads(credential)["status"].get("token")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return None
-    return token if isinstance(token, str) else None

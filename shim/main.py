@@ -3,7 +3,7 @@ must cost little more than starting Python.
 
 The hot path's import diet is a boundary: a hit imports only the modules
 tests/test_hot_path.py lists (os, sys, time, stat and the builtin sha256 from the
-standard library; no argparse, json, orjson, pathlib, subprocess, typing,
+standard library; no argparse, json, pathlib, subprocess, typing,
 dataclasses or enum), and those modules keep that diet (`TYPE_CHECKING = False`
 instead of importing typing, classes with __slots__ instead of dataclasses).
 Everywhere else, the code is plain idiomatic Python.

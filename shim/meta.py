@@ -2,8 +2,7 @@
 
 Encoded with the standard library's json, which round-trips any str Python gives
 us, lone surrogates included: arguments and environment are bytes on POSIX, and a
-cluster or profile name that is not UTF-8 arrives as surrogate-escaped text. orjson
-refuses those, and that used to throw a valid credential away.
+cluster or profile name that is not UTF-8 arrives as surrogate-escaped text.
 """
 
 from __future__ import annotations

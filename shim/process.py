@@ -81,20 +81,6 @@ class OutputTooLarge(Exception):
     """The backend printed more than MAX_OUTPUT bytes."""
 
 
-class SignalsHeld:
-    """`with SignalsHeld():` SIGTERM, SIGHUP and SIGINT wait until the block is over, and
-    then arrive. For importing a C extension whose initialisation an exception raised by
-    a signal handler would leave half done: orjson's then crashes the process with
-    SIGSEGV (seen with orjson 3.11.5 on Python 3.9 and 3.13.0 on Python 3.11 and 3.13: a
-    Ctrl-C in the 35 ms of `import orjson`)."""
-
-    def __enter__(self) -> None:
-        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-
-    def __exit__(self, *exc_info: object) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)  # a pending signal arrives
-
-
 class BackendProcess:
     """A backend started in its own process group: its pid (= group id), its stdout pipe."""
 

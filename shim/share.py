@@ -22,7 +22,7 @@ import os
 import stat
 from typing import TYPE_CHECKING, Union
 
-from shim.errors import BackendError
+from shim.errors import BackendError, NotACredential
 from shim.files import my_uid, unlink
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ _MAX_OUTCOME = 32 << 20  # bytes: above any backend output the shim accepts (16 
 _SEND_TIMEOUT = 1.0  # seconds for a waiter to take what we send (it waits in recv)
 CREDENTIAL = b"credential"
 FAILURE = b"failure"
+PASSED = b"passed"  # NotACredential: its message's length, the message, the output
 
 
 def _unix_socket() -> _socket.socket | None:
@@ -59,16 +60,15 @@ def _accepted(fd: int) -> _socket.socket:
 def encode(key: str, identity: bytes, outcome: Outcome) -> bytes:
     """The bytes a holder sends: a header line naming the key, the fingerprint of the
     identity files its fetch began with (shim.keys.fingerprint), and the kind of outcome;
-    then the credential, or the failure's message, hint (a line each) and the end of the
-    backend's stderr."""
+    then the credential; or the failure's message, hint (a line each) and the end of the
+    backend's stderr; or, for output that is not a credential, the message and the output."""
     head = b"%s %s %s" % (MAGIC, key.encode(), identity)
     if isinstance(outcome, bytes):
         return b"%s %s 0\n%s" % (head, CREDENTIAL, outcome)
-    text = outcome.message + "\n" + outcome.hint + "\n"
-    try:  # (an argument that was not UTF-8 comes back as it was)
-        lines = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate no decoder made: shown escaped
-        lines = text.encode("utf-8", "backslashreplace")
+    if isinstance(outcome, NotACredential):
+        message = _encoded(outcome.message)
+        return b"%s %s %d\n%s%s" % (head, PASSED, len(message), message, outcome.output)
+    lines = _encoded(outcome.message + "\n" + outcome.hint + "\n")
     return b"%s %s %d\n%s%s" % (
         head,
         FAILURE,
@@ -76,6 +76,13 @@ def encode(key: str, identity: bytes, outcome: Outcome) -> bytes:
         lines,
         outcome.stderr,
     )
+
+
+def _encoded(text: str) -> bytes:
+    try:  # (an argument that was not UTF-8 comes back as it was)
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoder made: shown escaped
+        return text.encode("utf-8", "backslashreplace")
 
 
 def decode(key: str, identity: bytes, data: bytes) -> Outcome | None:
@@ -97,6 +104,9 @@ def decode(key: str, identity: bytes, data: bytes) -> Outcome | None:
         )
         error.stderr = stderr
         return error
+    if parts[3] == PASSED and parts[4].isdigit() and int(parts[4]) <= len(body):
+        size = int(parts[4])
+        return NotACredential(body[:size].decode("utf-8", "surrogateescape"), body[size:])
     return None
 
 

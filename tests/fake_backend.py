@@ -105,10 +105,13 @@ if mode == "mfa":  # reads a code from stdin, as an MFA prompt would
 status = {"expirationTimestamp": stamp, "token": token}
 if mode == "notoken":
     del status["token"]
-if mode == "cert":  # a client certificate instead of a token
+if mode == "cert":  # a client certificate instead of a token, made for this call
+    import trustme
+
+    leaf = trustme.CA().issue_cert("fake-client")
     del status["token"]
-    status["clientCertificateData"] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
-    status["clientKeyData"] = "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----"
+    status["clientCertificateData"] = leaf.cert_chain_pems[0].bytes().decode()
+    status["clientKeyData"] = leaf.private_key_pem.bytes().decode()
 if mode == "noexpiry":
     del status["expirationTimestamp"]
 if mode == "huge":  # a valid credential larger than any cache entry may be

@@ -1,13 +1,20 @@
 """Differential: kubectl 1.35 runs an exec plugin directly from a kubeconfig, and through
 the shim from the same kubeconfig after `shim kubeconfig wrap`, with the same environment
 and working directory, against the local API stub. What the user sees must be the same:
-whether kubectl succeeded, which program ran, the tokens the server received, and the
-plugin's exit status when it failed. Speed and caching are the only differences allowed.
+whether kubectl succeeded, which program ran, the tokens the server received, and
+kubectl's error. Speed and caching are the only differences allowed: a third run through
+the shim shows that what kubectl refused was not cached.
+
+The credential forms are the differential test of shim.credential: for each, kubectl
+says in the same run whether it accepts the output, and the shim must never cache one
+it refuses (it passes such output on as it came, and kubectl says what it says).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import trustme
 from apiserver import ApiServer, kubeconfig
 from helpers import HANG_GUARD, kubectl_v35, shim_argv
 
@@ -37,6 +45,7 @@ v1) echo "${head%1beta1*}1\",\"kind\":\"ExecCredential\",\"status\":{$token,$exp
 noisy) echo "a warning on stderr" >&2; echo "$head,\"status\":{$token,$expiry}}" ;;
 pasttime) echo "$head,\"status\":{$token,\"expirationTimestamp\":\"2001-01-01T00:00:00Z\"}}" ;;
 noexpiry) echo "$head,\"status\":{$token}}" ;;
+form) cat "$PARITY_FORM" ;;
 *) echo "$head,\"status\":{$token,$expiry}}" ;;
 esac
 """
@@ -53,7 +62,7 @@ class Seen(NamedTuple):
     ran: tuple[str, ...]  # the programs that ran, by where they are (relative to the case),
     # each with the signals it started with ignored (SigIgn: kubectl's plugins get none)
     tokens: tuple[str, ...]  # what the API server received
-    plugin_exit: str  # kubectl's word on a failed plugin ("exit status 3"), else ""
+    error: str  # kubectl's error, the executable's name left out; "" when it succeeded
 
 
 class Case(NamedTuple):
@@ -64,12 +73,90 @@ class Case(NamedTuple):
     mode: str = ""
     # kubectl started with SIGINT or SIGHUP ignored, or with neither (None: as pytest runs)
     ignored: signal.Signals | None = None
+    form: bytes = b""  # what the plugin prints, in mode "form"
+    cached: bool = True  # when kubectl succeeds: whether the shim caches what it got
+
+
+# Credential forms: what the plugin prints, and whether the shim caches it (it must not
+# cache anything kubectl refuses; of what kubectl accepts, it caches what it is sure of).
+_LEAF = trustme.CA().issue_cert("parity-client")
+CERT, KEY = _LEAF.cert_chain_pems[0].bytes().decode(), _LEAF.private_key_pem.bytes().decode()
+OTHER_KEY = trustme.CA().issue_cert("other").private_key_pem.bytes().decode()
+BOM = b"\xef\xbb\xbf"
+EXPIRY = '"expirationTimestamp":"2099-01-01T00:00:00Z"'
+
+
+def printed(status: str = '{"token":"tok",' + EXPIRY + "}", extra: str = "") -> bytes:
+    head = '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"'
+    return f'{head}{extra},"status":{status}}}'.encode()
+
+
+def pair(cert: str, key: str, token: str = "") -> str:
+    fields = {"clientCertificateData": cert, "clientKeyData": key, "token": token}
+    return json.dumps({**fields, "expirationTimestamp": "2099-01-01T00:00:00Z"})
+
+
+FORMS = [
+    ("the usual form", printed(), True),
+    ("a UTF-8 BOM first", BOM + printed(), True),
+    ("a BOM and a number beyond float", BOM + printed(extra=',"x":1e999'), True),
+    ("a BOM and an escaped slash", BOM + printed(extra=',"x":"a\\/b"'), False),
+    ("a BOM and a lone surrogate", BOM + printed(extra=',"x":"\\ud800"'), False),
+    ("white space around", b"\n \t\r\n" + printed() + b"\n\n", True),
+    ("a form feed first", b"\x0c" + printed(), False),
+    ("spec as a string", printed(extra=',"spec":"x"'), False),
+    ("spec.interactive as a string", printed(extra=',"spec":{"interactive":"yes"}'), False),
+    (
+        "a CA that is not base64",
+        printed(extra=',"spec":{"cluster":{"certificate-authority-data":"!"}}'),
+        False,
+    ),
+    ("anything in spec.cluster.config", printed(extra=',"spec":{"cluster":{"config":[1]}}'), True),
+    (
+        "a token and only a certificate",
+        printed('{"token":"tok","clientCertificateData":"x"}'),
+        False,
+    ),
+    ("a token and a numeric key", printed('{"token":"tok","clientKeyData":5}'), False),
+    ("a certificate and key of garbage", printed(pair("x", "y", "tok")), False),
+    ("a certificate with another's key", printed(pair(CERT, OTHER_KEY, "tok")), False),
+    ("a certificate, its key and a token", printed(pair(CERT, KEY, "tok")), True),
+    ("a certificate and its key only", printed(pair(CERT, KEY)), True),
+    ("a token with a newline", printed('{"token":"t\\nok",' + EXPIRY + "}"), False),
+    ("a token with a control character", printed('{"token":"t\\u0001ok"}'), False),
+    ("a token with DEL", printed('{"token":"t\\u007fok",' + EXPIRY + "}"), False),
+    ("a token with a tab", printed('{"token":"t\\tok",' + EXPIRY + "}"), True),
+    ("a token not ASCII", printed('{"token":"t\u00e9ok",' + EXPIRY + "}"), True),
+    (
+        "a token with invalid UTF-8",
+        printed(
+            '{"token":"t',
+        )
+        + b"\xff"
+        + b'ok"}}',
+        False,
+    ),
+    ("a lone surrogate kubectl ignores", printed(extra=',"x":"\\ud800"'), True),
+    ("1e999 where kubectl does not look", printed(extra=',"x":1e999'), True),
+    ("a raw control character in a string", printed(extra=',"x":"a\x01b"'), False),
+    ("Token spelt with a capital", printed('{"Token":"tok"}'), False),
+    ("the token twice, the last empty", printed('{"token":"tok","token":""}'), False),
+    ("the token twice, the last set", printed('{"token":"","token":"tok2",' + EXPIRY + "}"), False),
+    ("status null", printed("null"), False),
+    ("an empty expirationTimestamp", printed('{"token":"tok","expirationTimestamp":""}'), False),
+    ("a numeric expirationTimestamp", printed('{"token":"tok","expirationTimestamp":5}'), False),
+    ("kind in lower case", printed().replace(b"ExecCredential", b"execcredential"), False),
+    ("no kind", printed().replace(b',"kind":"ExecCredential"', b""), True),
+    ("something after the object", printed() + b"x", False),
+    ("YAML", b"apiVersion: client.authentication.k8s.io/v1beta1\nstatus:\n  token: tok\n", False),
+    ("nesting deeper than Python reads", printed(extra=',"x":' + "[" * 1100 + "]" * 1100), False),
+]
 
 
 CASES = [
     Case("plain success", "{bin}:/usr/bin:/bin"),
     Case("the plugin fails, with its exit status", "{bin}:/usr/bin:/bin", mode="fail"),
-    Case("a credential without expiry", "{bin}:/usr/bin:/bin", mode="noexpiry"),
+    Case("a credential without expiry", "{bin}:/usr/bin:/bin", mode="noexpiry", cached=False),
     Case("no such program on PATH", "/usr/bin:/bin"),
     Case("the plugin fails with exit 1 and a message", "{bin}:/bin", mode="exit1"),
     Case("the plugin exits 127 itself", "{bin}:/bin", mode="exit127"),
@@ -78,7 +165,7 @@ CASES = [
     Case("the plugin prints another kind", "{bin}:/bin", mode="wrongkind"),
     Case("the plugin answers another apiVersion", "{bin}:/bin", mode="v1"),
     Case("stderr noise, then a credential", "{bin}:/bin", mode="noisy"),
-    Case("a credential that expired long ago", "{bin}:/bin", mode="pasttime"),
+    Case("a credential that expired long ago", "{bin}:/bin", mode="pasttime", cached=False),
     Case("kubectl started with SIGINT ignored", "{bin}:/bin", ignored=signal.SIGINT),
     Case("kubectl started with SIGHUP ignored", "{bin}:/bin", ignored=signal.SIGHUP),
     Case("kubectl started with SIGTERM ignored", "{bin}:/bin", ignored=signal.SIGTERM),
@@ -101,7 +188,24 @@ CASES = [
         planted=("cwd",),
         env=(("GODEBUG", "execerrdot=0,execerrdot=1"),),
     ),
+    *(
+        Case(f"output: {name}", "{bin}:/bin", mode="form", form=form, cached=cached)
+        for name, form, cached in FORMS
+    ),
 ]
+
+
+def kubectl_error(stderr: str) -> str:
+    """kubectl's error line, alike with and without the shim: the executable it names (aws,
+    or the shim) left out, and a program that is not there said as a shell says it, exit
+    127 (no plugin can make kubectl say "not found": the shim is found)."""
+    lines = [line for line in stderr.splitlines() if line.startswith(KUBECTL_ERRORS)]
+    assert lines, stderr  # (a kubectl whose words changed: the harness must be told)
+    error = re.sub(r"executable \S+ (not found|failed)", r"executable \1", lines[0])
+    return error.replace("executable not found", "executable failed with exit code 127")
+
+
+KUBECTL_ERRORS = ("Unable to connect to the server: ", "error: ")
 
 
 def plant(directory: Path) -> None:
@@ -119,6 +223,7 @@ def test_kubectl_sees_the_same_through_the_shim(
     places = {"bin": tmp_path / "bin", "cwd": tmp_path / "cwd", "rel": tmp_path / "cwd" / "rel"}
     plant(places["bin"])
     places["cwd"].mkdir(exist_ok=True)
+    (tmp_path / "form").write_bytes(case.form)
     for where in case.planted:
         plant(places[where])
     ran = tmp_path / "ran"
@@ -129,6 +234,7 @@ def test_kubectl_sees_the_same_through_the_shim(
         "PARITY_RAN": str(ran),
         "PARITY_MODE": case.mode,
         "PARITY_NAME": case.name.replace(" ", "-"),
+        "PARITY_FORM": str(tmp_path / "form"),
         **dict(case.env),
     }
 
@@ -153,13 +259,11 @@ def test_kubectl_sees_the_same_through_the_shim(
             f"SigIgn {int(ignored, 16) & ~GLIBC_INTERNAL:x}"
             for program, ignored in runs
         )
-        stderr = done.stderr.decode(errors="replace")
-        status = stderr.partition("exit status ")[2].split()[:1]
         return Seen(
             done.returncode == 0,
             where,
             tuple(sorted(set(api.tokens[before:]))),
-            f"exit status {status[0]}" if status else "",
+            kubectl_error(done.stderr.decode(errors="replace")) if done.returncode else "",
         )
 
     with ApiServer(lambda token: True) as api:
@@ -178,4 +282,11 @@ def test_kubectl_sees_the_same_through_the_shim(
         assert b"changed 1 user" in wrap.stdout
         by_kubectl = run(direct, api)
         by_shim = run(wrapped, api)
+        again = run(wrapped, api)
     assert by_shim == by_kubectl
+    if not by_kubectl.succeeded:  # nothing was cached: the plugin runs again, the same error
+        assert again == by_kubectl
+    else:
+        assert again.succeeded
+        assert again.tokens == by_kubectl.tokens
+        assert (again.ran == ()) == case.cached, "cached, or not, as the shim says"

@@ -326,41 +326,6 @@ def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 
-# A signal while a C extension initialises.
-SIGNAL_DURING_IMPORT = """
-import os, signal, sys, threading, time
-from shim.process import SignalsHeld
-# (a Ctrl-C raises KeyboardInterrupt, also where this runs with SIGINT ignored, as a
-# background job of a shell without job control does)
-signal.signal(signal.SIGINT, signal.default_int_handler)
-
-def ctrl_c_soon():  # as a terminal's: to the process, which (the shim) has one thread
-    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])  # not this helper thread's
-    time.sleep(0.005)
-    os.kill(os.getpid(), signal.SIGINT)
-
-threading.Thread(target=ctrl_c_soon).start()
-try:
-    with SignalsHeld():
-        import orjson  # (35 ms: the Ctrl-C comes after 5)
-    time.sleep(5)  # it arrives here at the latest
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
-def test_a_ctrl_c_while_orjson_is_imported_is_exit_130_not_a_crash() -> None:
-    """A KeyboardInterrupt raised inside orjson's initialisation crashes the process
-    (SIGSEGV, exit -11 here): the shim imports it with the signals held."""
-    done = subprocess.run(
-        [sys.executable, "-c", SIGNAL_DURING_IMPORT],
-        capture_output=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
-    assert done.returncode == 130, done.stderr.decode()
-
-
 # Standard streams: any of them closed at the start.
 def closed_stderr_run(shim: Shim, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
     """The shim started with descriptor 2 closed, as `cmd 2>&-` starts it."""
