@@ -21,6 +21,9 @@ RETRY_AFTER = 30.0  # seconds between two starts for one key, so a failing backe
 LOG_LIMIT = 256 * 1024  # background.log is emptied when it grows past this
 # The child runs the full CLI directly. With -c, sys.path[0] is the current directory:
 # drop it, so that a `shim` directory wherever kubectl runs cannot be imported instead.
+# And -E, as the launchers start the shim: no PYTHONPATH or other PYTHON* variable of
+# the user's reaches it (-s too, where the shim's own interpreter runs without the
+# user's site-packages).
 _CHILD = (
     "import sys; sys.path[:] = [p for p in sys.path if p]; "
     "from shim.cli import run; sys.exit(run(sys.argv[1:]))"
@@ -58,7 +61,8 @@ def start(args: list[str], marker: str, log_path: str) -> None:
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, log_fd, 2),
         ]
-        child = [sys.executable, "-c", _CHILD, FLAG, *args]
+        isolated = "-Es" if sys.flags.no_user_site else "-E"
+        child = [sys.executable, isolated, "-c", _CHILD, FLAG, *args]
         os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
     except (OSError, NotImplementedError):
         pass  # no refresh ahead this time: the entry is fetched in the foreground when due

@@ -22,6 +22,7 @@ with open(log, "a") as file:
                 "pid": os.getpid(),
                 "profile": os.environ.get("AWS_PROFILE"),
                 "exec_info": os.environ.get("KUBERNETES_EXEC_INFO"),
+                "pythonpath": os.environ.get("PYTHONPATH"),
             }
         )
         + "\n"

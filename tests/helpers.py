@@ -111,13 +111,15 @@ class Shim:
         timeout: float = 60,
         expect: int | None = 0,
         env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
         **variables: str,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run the shim with `env` and `variables` added to the environment; fail the test
-        unless it exits `expect` (None: any code)."""
+        """Run the shim with `env` and `variables` added to the environment, in `cwd`; fail
+        the test unless it exits `expect` (None: any code)."""
         result = subprocess.run(
             [*shim_argv(), *args],
             env={**self.env, **(env or {}), **variables},
+            cwd=cwd,
             input=stdin,
             capture_output=True,
             timeout=timeout,
@@ -184,6 +186,17 @@ V1 = json.dumps(
 )
 
 HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
+
+
+def plant_shim_package(directory: Path, marker: Path) -> None:
+    """A `shim` package in `directory` that notes in `marker` each time it is imported, and
+    whose main exits 99: what the user's own project may hold where kubectl runs."""
+    package = directory / "shim"
+    package.mkdir(parents=True)
+    note = f"open({str(marker)!r}, 'a').write('imported\\n')\n"
+    (package / "__init__.py").write_text(note)
+    (package / "main.py").write_text(note + "def main():\n    return 99\n")
+    (package / "cli.py").write_text(note + "def run(args):\n    return 99\n")
 
 
 def key_of(shim: Shim) -> str:

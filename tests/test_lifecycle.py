@@ -28,6 +28,7 @@ from helpers import (
     exec_info,
     kubectl_version,
     locked,
+    plant_shim_package,
     require_tool,
     shim_argv,
     token_of,
@@ -91,6 +92,22 @@ def test_inside_the_ahead_window_the_cached_token_is_served_and_refreshed_behind
     assert len(shim.calls()) == 2
     log = shim.cache_dir / "background.log"
     assert not log.exists() or stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+def test_the_refresh_behind_ignores_the_users_python_environment(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """It starts where kubectl runs, with kubectl's environment: neither a `shim` package
+    there nor PYTHONPATH may replace the shim's own code."""
+    project, marker = tmp_path / "project", tmp_path / "imported"
+    plant_shim_package(project, marker)
+    first = token_of(shim.run("-c", "demo").stdout)
+    age(shim, 600)
+    shim.run("-c", "demo", cwd=project, PYTHONPATH=".")
+    wait_for(lambda: len(shim.calls()) == 2 and cached_token(shim) != first, "the refresh")
+    wait_for(lambda: not background_children(shim), "the background refresh to exit")
+    assert not marker.exists()
+    assert shim.calls()[1]["pythonpath"] == "."  # the backend's environment is untouched
 
 
 def test_ten_parallel_calls_in_the_ahead_window_start_one_refresh(shim: Shim) -> None:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import pytest
 import trustme
 from apiserver import ApiServer, kubeconfig
-from helpers import HANG_GUARD, kubectl_v35, shim_argv
+from helpers import HANG_GUARD, kubectl_v35, plant_shim_package, shim_argv
 
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
 # variable: it never changes the shim's cache key).
@@ -68,7 +68,8 @@ class Seen(NamedTuple):
 class Case(NamedTuple):
     name: str
     path: str  # PATH, with {bin} (where aws is), {cwd} and {rel} (a directory in cwd)
-    planted: tuple[str, ...] = ()  # where else an `aws` is: "cwd", "rel"
+    planted: tuple[str, ...] = ()  # where else an `aws` is: "cwd", "rel"; "python": a
+    # Python package named `shim` in the current directory
     env: tuple[tuple[str, str], ...] = ()
     mode: str = ""
     # kubectl started with SIGINT or SIGHUP ignored, or with neither (None: as pytest runs)
@@ -188,6 +189,10 @@ CASES = [
         planted=("cwd",),
         env=(("GODEBUG", "execerrdot=0,execerrdot=1"),),
     ),
+    Case(
+        "PYTHONPATH=. where a `shim` package is", "{bin}:/bin", ("python",), (("PYTHONPATH", "."),)
+    ),
+    Case("PYTHONINSPECT set", "{bin}:/bin", env=(("PYTHONINSPECT", "1"),)),
     *(
         Case(f"output: {name}", "{bin}:/bin", mode="form", form=form, cached=cached)
         for name, form, cached in FORMS
@@ -225,7 +230,10 @@ def test_kubectl_sees_the_same_through_the_shim(
     places["cwd"].mkdir(exist_ok=True)
     (tmp_path / "form").write_bytes(case.form)
     for where in case.planted:
-        plant(places[where])
+        if where == "python":
+            plant_shim_package(places["cwd"], tmp_path / "imported")
+        else:
+            plant(places[where])
     ran = tmp_path / "ran"
     env = {
         **os.environ,  # (as conftest left it: no AWS_, EKS_SHIM_ or KUBE variables)

@@ -3,7 +3,9 @@
 Run it through tools/mutate, which prepares .mutate-venv: the project's
 dependencies and launchers, but not the project itself, so that every `import shim`,
 the launchers' and the detached refreshes' included, finds the worker's copy of the
-source tree through PYTHONPATH. (A mutation in the source tree is invisible to a
+source tree: through PYTHONPATH for the suite, and through MUTATE_TREE, which a .pth
+file of .mutate-venv puts first on sys.path, for the shims the suite starts (they run
+under -E, blind to PYTHONPATH). (A mutation in the source tree is invisible to a
 suite that runs an installed copy: the trap mutmut 3's `mutants/` copy falls into.)
 
 Each mutant changes one AST node of one module: a comparison flipped at its
@@ -327,7 +329,8 @@ def run_suite(
     """Run the suite in `tree`: "survived", "killed", or "timeout" (killed too). The tests
     that failed are added to `failed` (read from pytest's summary, through a file: a pipe
     would stay open as long as anything the suite started lives)."""
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", CI="true")
+    env = dict(os.environ, PYTHONPATH=str(tree), MUTATE_TREE=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    env["CI"] = "true"
     env.update(extra_env)
     output = tree.parent / f"{tree.name}.out"
     with output.open("wb") as out:
