@@ -196,7 +196,7 @@ def rejected_by_server(entry: Entry, request: Request, deadline: Deadline) -> bo
     token = token_of(entry.credential)
 
     check = Deadline(min(verify.TIMEOUT, deadline.left()))
-    if token is None or not verify.rejected(cluster, token, check):
+    if token is None or not verify.rejected(cluster, token, check, request.env):
         log.debug("asked again by the same process; the server still accepts the cached token")
         return False
     log.warn("the API server rejected the cached token (401): fetching a new one")

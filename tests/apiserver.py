@@ -8,11 +8,15 @@ certificate from `trustme`. GET /version answers 200 to a bearer token ("" for n
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import json
+import select
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -58,6 +62,63 @@ def listen(bind: Callable[[], Bound]) -> Bound:
             if error.errno != errno.EADDRINUSE or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def proxy(
+    status: bytes = b"200 Connection established", port: int = 0, answers: bool = True
+) -> Iterator[tuple[int, list[bytes]]]:
+    """A minimal HTTP CONNECT proxy on 127.0.0.1: yields its port and the requests it saw.
+    It answers `status` and then tunnels whatever that status said (a proxy that refuses
+    and tunnels anyway tests the client); `answers=False`: it reads and says nothing.
+    A host under `.test` is reached at 127.0.0.1: a name no resolver knows, which Go's
+    proxy rules do not exempt as they exempt localhost and loopback addresses."""
+    seen: list[bytes] = []
+    listener = listen(lambda: socket.create_server(("127.0.0.1", port)))
+    stopping = threading.Event()
+
+    def pipe(client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        seen.append(head)
+        if not answers:
+            stopping.wait(10)
+            client.close()
+            return
+        host, _, upstream_port = head.split(b" ")[1].decode().rpartition(":")
+        host = "127.0.0.1" if host.endswith(".test") else host
+        try:
+            upstream = socket.create_connection((host, int(upstream_port)))
+        except OSError:
+            client.close()
+            return
+        with upstream, client:
+            client.sendall(b"HTTP/1.1 " + status + b"\r\n\r\n")
+            while True:
+                ready, _, _ = select.select([client, upstream], [], [], 5)
+                if not ready:
+                    return
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    (upstream if source is client else client).sendall(data)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=pipe, args=(client,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], seen
+    finally:
+        stopping.set()
+        listener.close()
 
 
 class ApiServer:

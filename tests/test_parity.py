@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import pytest
 import trustme
-from apiserver import ApiServer, kubeconfig
+from apiserver import ApiServer, kubeconfig, proxy
 from helpers import HANG_GUARD, kubectl_v35, plant_shim_package, shim_argv
 
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
@@ -298,3 +298,59 @@ def test_kubectl_sees_the_same_through_the_shim(
         assert again.succeeded
         assert again.tokens == by_kubectl.tokens
         assert (again.ran == ()) == case.cached, "cached, or not, as the shim says"
+
+
+# Heal behind a proxy: kubectl asks the plugin again in the same process when the server
+# answers 401 (`kubectl get pods` does, after discovery), and the shim checks the cached
+# token with the server before it fetches a new one. That check must reach the server as
+# kubectl does. The server is `api.stub.test` (the test proxy reaches it at 127.0.0.1):
+# reached directly, it is no host at all.
+COUNTING_PLUGIN = r"""#!/bin/sh
+n=$(cat "$PARITY_COUNT" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$PARITY_COUNT"
+echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",'\
+'"status":{"token":"parity-'$n'","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
+"""
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize("where", ["HTTPS_PROXY", "https_proxy", "proxy-url"])
+def test_a_token_revoked_behind_a_proxy_is_replaced_as_without_the_shim(
+    tmp_path: Path, private_home: Path, where: str
+) -> None:
+    kubectl = kubectl_v35()
+    plugin = tmp_path / "aws"
+    plugin.write_text(COUNTING_PLUGIN)
+    plugin.chmod(0o755)
+    revoked: set[str] = set()
+    with proxy() as (port, seen), ApiServer(lambda token: token not in revoked) as api:
+        config = json.loads(kubeconfig(api, str(plugin), ARGS, provide_cluster_info=True))
+        cluster = config["clusters"][0]["cluster"]
+        cluster["server"] = f"https://api.stub.test:{api.url.rpartition(':')[2]}"
+        cluster["tls-server-name"] = "localhost"
+        env = {**os.environ, "HOME": str(private_home), "PARITY_COUNT": str(tmp_path / "n")}
+        if where == "proxy-url":
+            cluster["proxy-url"] = f"http://127.0.0.1:{port}"
+        else:
+            env[where] = f"http://127.0.0.1:{port}"
+        direct, wrapped = tmp_path / "direct", tmp_path / "wrapped"
+        direct.write_text(json.dumps(config))
+        wrapped.write_text(json.dumps(config))
+        subprocess.run(
+            [*shim_argv(), "kubeconfig", "wrap", "--kubeconfig", str(wrapped)],
+            env=env, capture_output=True, timeout=HANG_GUARD, check=True,
+        )  # fmt: skip
+
+        def kubectl_get_pods(config: Path) -> tuple[bool, str]:
+            done = subprocess.run(
+                [kubectl, "--kubeconfig", str(config), "get", "pods"],
+                env=env, capture_output=True, timeout=HANG_GUARD * 2, check=False,
+            )  # fmt: skip
+            return done.returncode == 0, kubectl_error(done.stderr.decode(errors="replace"))
+
+        kubectl_get_pods(wrapped)  # the shim caches a token
+        revoked.update(api.tokens)  # and the server stops accepting it
+        by_kubectl = kubectl_get_pods(direct)
+        by_shim = kubectl_get_pods(wrapped)
+    assert by_shim == by_kubectl
+    assert "the server doesn't have a resource type" in by_kubectl[1]  # (the stub has no pods)
+    assert len(seen) >= 4  # kubectl's requests went through the proxy, and so did the check
