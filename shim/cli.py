@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Callable, NoReturn
@@ -132,7 +133,24 @@ def run(argv: Sequence[str]) -> int:
     args = list(argv)
     log.standard_streams_open()
     log.set_verbose(debug_requested(os.environ))
-    return guarded(lambda: dispatch(args, os.environ), os.environ)
+    try:
+        return guarded(lambda: dispatch(args, os.environ), os.environ)
+    finally:
+        if log.stderr_waiting():  # stderr is full: kubectl need not wait for it to drain
+            let_stdout_go()
+        log.flush_stderr()  # what waited for room, until the call's deadline
+
+
+def let_stdout_go() -> None:
+    """Put /dev/null on descriptor 1: whoever reads our stdout sees its end now, not when
+    we exit (kubectl reads a plugin's stdout to its end)."""
+    try:
+        sys.stdout.flush()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 def dispatch(args: list[str], environ: Mapping[str, str]) -> int:

@@ -61,6 +61,7 @@ class Answer(NamedTuple):
 def get_credential(request: Request, api_version: str, force: bool) -> Answer:
     """A servable cached credential, else a newly fetched and validated one."""
     deadline = Deadline(request.timeout)
+    log.bound_stderr(deadline.at)
     problem = store.cache_dir_problem(request.cache_dir)
     if problem is not None:
         log.warn(f"{problem}: working without a cache")

@@ -1,16 +1,30 @@
 """Diagnostics: one stderr logger for the whole tool. stdout belongs to kubectl.
 
 Nothing logged here ever contains a token: messages name commands, files and times.
+
+Everything written to stderr, messages and the backend's own stderr alike, goes
+through one writer to descriptor 2 that a full pipe nobody reads cannot hold past
+the call's deadline (bound_stderr): it waits for room with poll, writes what fits,
+and once the deadline has passed with stderr still full, it drops the rest of the
+call's stderr rather than the credential.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 PREFIX = "eks-token-shim: "
 _state = {"verbose": False, "timestamps": False}
+
+
+class _Stderr:
+    until: float | None = None  # monotonic time after which nothing waits for room
+    pending = b""  # written, and waiting for room
+    stuck = False  # the deadline passed with stderr full: the rest is dropped
+
+
+_PENDING_LIMIT = 1 << 20  # bytes that may wait for room; the oldest go first
 
 
 def set_verbose(verbose: bool) -> None:
@@ -33,14 +47,63 @@ def utc(seconds: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+def bound_stderr(until: float) -> None:
+    """From now on, stderr waits for room until the monotonic time `until` at most (the
+    call's --timeout), and nothing waits in a write: what does not fit waits here for
+    flush_stderr, so that a full pipe nobody reads holds neither the backend's output
+    nor the call."""
+    _Stderr.until = until
+
+
 def _write(level: str, message: str) -> None:
     stamp = utc() + " " if _state["timestamps"] else ""
-    if sys.stderr is None:  # started with stderr closed: nobody to tell
+    _emit(f"{stamp}{PREFIX}{level}{message}\n".encode("utf-8", "backslashreplace"))
+
+
+def _emit(data: bytes) -> None:
+    """Write `data` to descriptor 2: at once, or (bound_stderr) as room comes. A message
+    lost, or stderr broken or closed, must not cost the credential."""
+    if _Stderr.stuck:
         return
-    try:  # noqa: SIM105 - contextlib is not imported for this alone
-        sys.stderr.write(f"{stamp}{PREFIX}{level}{message}\n")  # line-buffered (3.9+)
-    except (OSError, ValueError):
-        pass  # stderr broken or closed: a message lost must not cost the credential
+    if _Stderr.until is None:
+        try:
+            while data:
+                data = data[os.write(2, data) :]
+        except OSError:
+            _Stderr.stuck = True
+        return
+    _Stderr.pending = (_Stderr.pending + data)[-_PENDING_LIMIT:]
+    flush_stderr(wait=False)
+
+
+def stderr_waiting() -> bool:
+    """Whether something waits for room on stderr (poll descriptor 2 for POLLOUT)."""
+    return bool(_Stderr.pending)
+
+
+def flush_stderr(wait: bool = True) -> None:
+    """Write what waits for room on stderr: if `wait`, until the stderr deadline, else what
+    fits now. When the deadline passes with stderr still full, the rest is dropped, and
+    so is everything written after it."""
+    if not _Stderr.pending:
+        return
+    import select  # (only when there is something to say: not on a silent hit)
+
+    poller = select.poll()
+    poller.register(2, select.POLLOUT)
+    try:
+        while _Stderr.pending:
+            until = _Stderr.until if wait else None
+            left = 0.0 if until is None else max(0.0, until - time.monotonic())
+            if not poller.poll(left * 1000):
+                if wait:
+                    _Stderr.stuck, _Stderr.pending = True, b""
+                return
+            # No more than PIPE_BUF at once: what poll says fits without blocking.
+            written = os.write(2, _Stderr.pending[: select.PIPE_BUF])
+            _Stderr.pending = _Stderr.pending[written:]
+    except OSError:  # (POLLERR, POLLHUP: the write fails as it would)
+        _Stderr.stuck, _Stderr.pending = True, b""
 
 
 def error(message: str) -> None:
@@ -66,16 +129,7 @@ def debug(message: str) -> None:
 
 def relay(data: bytes) -> None:
     """Bytes a backend wrote to its stderr, passed on as they are."""
-    if sys.stderr is not None:
-        try:  # noqa: SIM105 - as in _write
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-    try:
-        while data:
-            data = data[os.write(2, data) :]
-    except OSError:
-        pass  # our own stderr is gone: the backend's messages have nowhere to go
+    _emit(data)
 
 
 def standard_streams_open() -> None:

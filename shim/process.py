@@ -201,7 +201,14 @@ class BackendProcess:
         for fd in (self._stdout, self._stderr):
             poller.register(fd, select.POLLIN)
         open_fds, chunks, status, size = {self._stdout, self._stderr}, [], None, 0
+        relaying = False  # descriptor 2 watched: what we passed on waits for room there
         while open_fds:
+            if log.stderr_waiting() != relaying:
+                relaying = not relaying
+                if relaying:
+                    poller.register(2, select.POLLOUT)
+                else:
+                    poller.unregister(2)
             if self._stdout not in open_fds and status is None:
                 status = _reaped_status(self.pid)
             left = deadline.left()
@@ -213,6 +220,9 @@ class BackendProcess:
             if not events and status is not None:
                 break  # it exited, and stderr has been quiet since: a child of its holds it
             for fd, _ in events:
+                if fd == 2:
+                    log.flush_stderr(wait=False)
+                    continue
                 data = os.read(fd, _READ_SIZE)
                 if not data:
                     poller.unregister(fd)

@@ -75,6 +75,7 @@ class Case(NamedTuple):
     # kubectl started with SIGINT or SIGHUP ignored, or with neither (None: as pytest runs)
     ignored: signal.Signals | None = None
     form: bytes = b""  # what the plugin prints, in mode "form"
+    closed: tuple[int, ...] = ()  # kubectl started without these descriptors (0, 2)
     cached: bool = True  # when kubectl succeeds: whether the shim caches what it got
 
 
@@ -193,6 +194,9 @@ CASES = [
         "PYTHONPATH=. where a `shim` package is", "{bin}:/bin", ("python",), (("PYTHONPATH", "."),)
     ),
     Case("PYTHONINSPECT set", "{bin}:/bin", env=(("PYTHONINSPECT", "1"),)),
+    Case("kubectl started with stderr closed", "{bin}:/bin", mode="noisy", closed=(2,)),
+    Case("stderr closed, and the plugin fails", "{bin}:/bin", mode="fail", closed=(2,)),
+    Case("kubectl started with stdin closed", "{bin}:/bin", closed=(0,)),
     *(
         Case(f"output: {name}", "{bin}:/bin", mode="form", form=form, cached=cached)
         for name, form, cached in FORMS
@@ -204,6 +208,8 @@ def kubectl_error(stderr: str) -> str:
     """kubectl's error line, alike with and without the shim: the executable it names (aws,
     or the shim) left out, and a program that is not there said as a shell says it, exit
     127 (no plugin can make kubectl say "not found": the shim is found)."""
+    if not stderr:
+        return "(nothing: kubectl's stderr was closed)"
     lines = [line for line in stderr.splitlines() if line.startswith(KUBECTL_ERRORS)]
     assert lines, stderr  # (a kubectl whose words changed: the harness must be told)
     error = re.sub(r"executable \S+ (not found|failed)", r"executable \1", lines[0])
@@ -255,7 +261,10 @@ def test_kubectl_sees_the_same_through_the_shim(
             [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
             env=env,
             cwd=places["cwd"],
-            preexec_fn=lambda: [signal.signal(sig, how) for sig, how in signals.items()],
+            preexec_fn=lambda: [
+                *(signal.signal(sig, how) for sig, how in signals.items()),
+                *(os.close(fd) for fd in case.closed),
+            ],
             capture_output=True,
             timeout=HANG_GUARD * 2,
             check=False,

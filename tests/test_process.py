@@ -355,6 +355,37 @@ def test_with_stderr_closed_no_file_of_ours_gets_the_backends_stderr(shim: Shim)
         assert b"a message from the backend" not in path.read_bytes(), path.name
 
 
+@pytest.mark.parametrize("mode", ["stderr", "noexpiry", "fail"])
+def test_a_full_stderr_nobody_reads_cannot_hold_the_call_past_its_timeout(
+    shim: Shim, mode: str
+) -> None:
+    """The backend's stderr passed on and our own warning or error, into a pipe that is
+    full: each waits for room until --timeout at most, then stderr is given up on."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    os.set_blocking(write_end, True)  # as a shell's `2>&1 | slow-reader` gives it
+    try:
+        result = subprocess.run(
+            [*shim_argv(), "--timeout", "2", "-c", "demo"],
+            env={**shim.env, "FAKE_MODE": mode},
+            stdout=subprocess.PIPE,
+            stderr=write_end,
+            timeout=HANG_GUARD,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    if mode == "fail":
+        assert (result.returncode, result.stdout) == (3, b"")
+    else:
+        assert result.returncode == 0
+        assert token_of(result.stdout).startswith("k8s-aws-v1.fake-")
+
+
 def test_a_backend_that_prints_without_end_is_stopped_with_a_clear_error(shim: Shim) -> None:
     result = shim.run("--timeout", "60", "--", "yes", expect=1)
     assert result.stdout == b""
