@@ -59,4 +59,5 @@ class Terminated(BaseException):
     """
 
     def __init__(self, signum: int) -> None:  # (BaseException.__new__ keeps the args)
+        self.signum = signum
         self.exit_code = 128 + signum

@@ -11,12 +11,26 @@ stdin is inherited (MFA prompts); stdout is captured: it is the credential, and
 only a valid one reaches kubectl. stderr is passed on to ours as it comes, and its
 last few kB kept, so that a failure can be explained (an expired SSO session).
 
-The backend runs in its own process group, so that a timeout, or SIGTERM, SIGHUP
-or SIGINT to us, ends it and everything it started (a credential helper, a `sleep`
-in a wrapper script), TERM first and KILL after a short grace; no orphan is left
-under init. When stdin is our terminal and we are its foreground, the
-backend's group is made the foreground for as long as it runs, as a shell does
-for a job: a prompt it reads from the terminal must not stop it (SIGTTIN).
+The backend runs in its own process group, so that a timeout, or SIGTERM, SIGHUP,
+SIGINT or SIGQUIT to us, ends it and everything it started (a credential helper, a
+`sleep` in a wrapper script), TERM first and KILL after a short grace; no orphan is
+left under init. And yet the backend is part of our caller's job, as it is when
+kubectl runs it directly:
+- when stdin is our terminal and our caller's group is its foreground, the backend's
+  group becomes the foreground for as long as it runs, as a shell does for a job: a
+  prompt it reads must not stop it (SIGTTIN). We join that group meanwhile, so the
+  terminal's signals reach us too: on Ctrl-C or Ctrl-\\ we give the terminal back,
+  pass the signal on to our caller's group (kubectl ends as it would have) and end
+  the backend's group; on Ctrl-Z (which stopped the backend) we give the terminal
+  back and stop with our caller's group, as the shell expects of its job, and when
+  it is continued we continue the backend, in the foreground again if the job is.
+  A caller killed with its whole group (`kill -9 -PGID`) is seen at once, as the
+  end of the pipe of our stdout, and the backend's group is ended;
+- otherwise we stay in our caller's group and hear what it hears: Ctrl-Z stops the
+  backend's group and then us, SIGCONT continues it. A watchdog `sh` in the
+  backend's group, reading a pipe from us, kills that group if we die without
+  saying goodbye (SIGKILL to our caller's group, as CI cancellation or `timeout -s
+  KILL` sends it).
 
 Built on os.posix_spawnp and a pipe rather than subprocess: `import subprocess`
 costs about 24 ms on our 2-core machine (it pulls in threading, selectors,
@@ -47,7 +61,10 @@ _READ_SIZE = 65536
 MAX_OUTPUT = 16 << 20
 _TAIL = 8192  # bytes of the backend's stderr kept to explain a failure
 # The signals that end us while a backend runs: we end its group first, then exit 128+N.
-FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+# Those the terminal sends its foreground group (ours, while the backend runs): our
+# caller did not get them, so we pass them on.
+_FROM_THE_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
 GRACE = 1.0  # seconds between TERM and KILL for the backend's group
 
 
@@ -92,7 +109,11 @@ class BackendProcess:
         self._stdout = -1
         self._stderr = -1
         self._handlers: dict[int, Any] = {}
-        self._terminal = False
+        self._terminal = False  # the terminal is the backend's (and ours) while it runs
+        self._caller = os.getpgrp()  # our caller's process group, which we may leave
+        self._pgid = 0  # the backend's process group, even once its leader is reaped
+        self._group = 0  # the backend's group, while we are in it
+        self._watchdog = (0, -1)  # its pid, and the pipe we say goodbye on
         # Signals wait until the pid is known: a TERM between spawn and bookkeeping
         # must not leave the backend behind.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
@@ -141,20 +162,77 @@ class BackendProcess:
             os.close(write_end)
             os.close(err_write)
         self._stdout, self._stderr = read_end, err_read
+        self._pgid = self.pid
         if terminal:
             self._terminal = _hand_terminal(self.pid)
+        if self._terminal:
+            self._join(self.pid)
+        else:
+            self._watchdog = _start_watchdog(self.pid, child_mask)
+        with contextlib.suppress(ValueError):  # (not the main thread: no job control)
+            self._handlers[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._stop)
+
+    def _join(self, group: int) -> None:
+        """Move into the backend's group (it may be gone already: then we stay)."""
+        with contextlib.suppress(OSError):
+            os.setpgid(0, group)
+            self._group = group
+
+    def _leave(self) -> None:
+        """Back into our caller's group, and the terminal back to it if we had it. A caller
+        whose group is gone leaves us a group of our own: never the backend's, which is
+        about to be ended."""
+        if self._group:
+            try:
+                os.setpgid(0, self._caller)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.setpgid(0, 0)
+            self._group = 0
+        if self._terminal:
+            _hand_terminal(os.getpgrp())
+
+    def _stop(self, signum: int, frame: object) -> None:
+        """Ctrl-Z (SIGTSTP). In the backend's group, with the terminal: it was stopped too;
+        give the terminal back and stop with our caller's group, as a shell expects of its
+        job. In our caller's group: stop the backend's group, then ourselves. Once
+        continued, continue the backend, with the terminal if our job has it again."""
+        joined, had_terminal = self._group, self._terminal
+        self._leave()
+        self._terminal = False
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            if joined:
+                os.killpg(os.getpgrp(), signal.SIGTSTP)  # we stop here, until SIGCONT
+            else:
+                with contextlib.suppress(OSError):
+                    os.killpg(self._pgid, signal.SIGTSTP)
+                os.kill(os.getpid(), signal.SIGTSTP)
+        finally:
+            signal.signal(signal.SIGTSTP, self._stop)
+        if had_terminal and _our_terminal():
+            self._terminal = _hand_terminal(self._pgid)
+        if joined:
+            self._join(self._pgid)
+        with contextlib.suppress(OSError):
+            os.killpg(self._pgid, signal.SIGCONT)
 
     def __enter__(self) -> BackendProcess:
         return self
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         # A second signal must not cut the clean-up short: it waits until we are done.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARDED, signal.SIGTSTP))
         try:
+            terminal = self._terminal
+            self._leave()  # (before ending the group: we must not be in it)
+            self._terminal = False
+            if terminal and isinstance(error, Terminated) and error.signum in _FROM_THE_TERMINAL:
+                _pass_on_to_our_group(error.signum)  # kubectl gets its Ctrl-C, as without us
             if error is not None and self.pid:
                 end_group(self.pid)  # a timeout, a signal, Ctrl-C: never leave it running
-            if self._terminal:
-                _hand_terminal(os.getpgrp())
+            _end_watchdog(*self._watchdog)
+            self._watchdog = (0, -1)
             for fd in (self._stdout, self._stderr):
                 if fd >= 0:
                     os.close(fd)
@@ -200,6 +278,8 @@ class BackendProcess:
         poller = select.poll()
         for fd in (self._stdout, self._stderr):
             poller.register(fd, select.POLLIN)
+        if self._group:  # (out of our caller's group, we would outlive it: watch for that)
+            poller.register(1, 0)  # POLLERR, POLLHUP only: the reader of our stdout is gone
         open_fds, chunks, status, size = {self._stdout, self._stderr}, [], None, 0
         relaying = False  # descriptor 2 watched: what we passed on waits for room there
         while open_fds:
@@ -220,6 +300,11 @@ class BackendProcess:
             if not events and status is not None:
                 break  # it exited, and stderr has been quiet since: a child of its holds it
             for fd, _ in events:
+                if fd == 1:
+                    if self._group:  # our caller is gone: kubectl, killed with its group
+                        raise Terminated(signal.SIGPIPE)  # (as a write would have found)
+                    poller.unregister(1)  # (back in its group: we share its fate again)
+                    continue
                 if fd == 2:
                     log.flush_stderr(wait=False)
                     continue
@@ -280,6 +365,57 @@ def _hand_terminal(pgid: int) -> bool:
     finally:
         signal.signal(signal.SIGTTOU, previous)
     return True
+
+
+# The watchdog: reads a line from us; if it gets the end of the pipe instead, we died
+# without saying goodbye, and it kills its process group: the backend's.
+_WATCHDOG = ["/bin/sh", "-c", "read -r goodbye || kill -KILL 0"]
+
+
+def _start_watchdog(pgid: int, mask: Any) -> tuple[int, int]:
+    """Start the watchdog in the backend's group `pgid`, with the signal mask `mask`; its
+    pid and our end of its pipe ((0, -1) when it could not start: the backend runs
+    without one)."""
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawn(
+            _WATCHDOG[0],
+            _WATCHDOG,
+            {},
+            file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0)],
+            setpgroup=pgid,
+            setsigmask=mask,
+            setsigdef=_defaults_for_the_backend(),
+        )
+    except OSError:
+        os.close(write_end)
+        return 0, -1
+    finally:
+        os.close(read_end)
+    return pid, write_end
+
+
+def _end_watchdog(pid: int, goodbye: int) -> None:
+    """Say goodbye (it exits), and reap it: at once, or it is init's to reap."""
+    if goodbye < 0:
+        return
+    with contextlib.suppress(OSError):
+        os.write(goodbye, b"\n")
+    os.close(goodbye)
+    waited = Deadline(0.5)
+    with contextlib.suppress(ChildProcessError):
+        while not os.waitpid(pid, os.WNOHANG)[0] and not waited.passed():
+            time.sleep(0.001)
+
+
+def _pass_on_to_our_group(signum: int) -> None:
+    """Send `signum` to our (the caller's) process group, ourselves left out."""
+    previous = signal.signal(signum, signal.SIG_IGN)
+    try:
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgrp(), signum)
+    finally:
+        signal.signal(signum, previous)
 
 
 def end_group(pgid: int, grace: float = GRACE) -> None:

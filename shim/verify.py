@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import signal
 import socket
 import ssl
 import threading
@@ -186,6 +187,9 @@ def _open(host: str, port: int, deadline: Deadline) -> socket.socket:
     found: list[object] = []
 
     def look_up() -> None:
+        # Signals are the main thread's: one delivered here, while the main thread has
+        # them blocked (as it does while it starts a backend), would run its handler there.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except (OSError, UnicodeError) as error:

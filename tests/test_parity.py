@@ -12,12 +12,16 @@ it refuses (it passes such output on as it came, and kubectl says what it says).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -257,14 +261,18 @@ def test_kubectl_sees_the_same_through_the_shim(
         signals = {signal.SIGINT: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
         if case.ignored is not None:
             signals[case.ignored] = signal.SIG_IGN
+
+        def prepare() -> None:  # (in the child, before exec)
+            for sig, how in signals.items():
+                signal.signal(sig, how)
+            for fd in case.closed:
+                os.close(fd)
+
         done = subprocess.run(
             [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
             env=env,
             cwd=places["cwd"],
-            preexec_fn=lambda: [
-                *(signal.signal(sig, how) for sig, how in signals.items()),
-                *(os.close(fd) for fd in case.closed),
-            ],
+            preexec_fn=prepare,
             capture_output=True,
             timeout=HANG_GUARD * 2,
             check=False,
@@ -363,3 +371,188 @@ def test_a_token_revoked_behind_a_proxy_is_replaced_as_without_the_shim(
     assert by_shim == by_kubectl
     assert "the server doesn't have a resource type" in by_kubectl[1]  # (the stub has no pods)
     assert len(seen) >= 4  # kubectl's requests went through the proxy, and so did the check
+
+
+# Job control: kubectl as the foreground job of a shell on a terminal (a pty), the plugin
+# slow enough to be interrupted or suspended. What the shell sees of its job must be the
+# same with and without the shim.
+SLOW_PLUGIN = r"""#!/bin/sh
+[ "$PARITY_TRAP" ] && trap '' INT
+echo $$ > "$PARITY_STARTED.tmp" && mv "$PARITY_STARTED.tmp" "$PARITY_STARTED"
+sleep "$PARITY_SLEEP"
+echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",'\
+'"status":{"token":"parity-slow","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
+"""
+# A shell with job control, in the pty's session: runs its job in a process group of its
+# own, with the terminal; reports how the job stopped or ended; on a stop, takes the
+# terminal back and says STOPPED, then waits for a line (`fg`) to continue the job.
+JOB_SHELL = r"""
+import json, os, signal, sys
+JOB_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+for signum in JOB_SIGNALS:
+    signal.signal(signum, signal.SIG_IGN)
+report, command = sys.argv[1], sys.argv[2:]
+job = os.fork()
+if job == 0:
+    os.setpgid(0, 0)
+    os.tcsetpgrp(0, os.getpgrp())
+    for signum in JOB_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+    os.execv(command[0], command)
+try:  # (as the child does: whichever comes first; the other fails once it has exec'd)
+    os.setpgid(job, job)
+except OSError:
+    pass
+os.tcsetpgrp(0, job)
+seen = []
+while True:
+    _, status = os.waitpid(job, os.WUNTRACED)
+    if os.WIFSTOPPED(status):
+        seen.append("stopped by " + signal.Signals(os.WSTOPSIG(status)).name)
+        os.tcsetpgrp(0, os.getpgrp())
+        print("STOPPED", flush=True)
+        sys.stdin.readline()
+        os.tcsetpgrp(0, job)
+        os.killpg(job, signal.SIGCONT)
+        continue
+    code = os.waitstatus_to_exitcode(status)
+    seen.append(f"exited {code}" if code >= 0 else "killed by " + signal.Signals(-code).name)
+    break
+with open(report + ".tmp", "w") as file:
+    json.dump(seen, file)
+os.rename(report + ".tmp", report)
+"""
+
+
+def is_stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()[0] == "T"
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def until(condition: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.02)
+
+
+def slow_configs(
+    tmp_path: Path, api: ApiServer, env: dict[str, str], interactive: str = "Never"
+) -> tuple[Path, Path]:
+    """A kubeconfig whose plugin is SLOW_PLUGIN, with `interactiveMode` (IfAvailable: kubectl
+    gives the plugin its stdin, the terminal), and its copy through `shim kubeconfig wrap`."""
+    plugin = tmp_path / "aws"
+    plugin.write_text(SLOW_PLUGIN)
+    plugin.chmod(0o755)
+    direct, wrapped = tmp_path / "direct", tmp_path / "wrapped"
+    config = json.loads(kubeconfig(api, str(plugin), ARGS))
+    config["users"][0]["user"]["exec"]["interactiveMode"] = interactive
+    direct.write_text(json.dumps(config))
+    shutil.copy(direct, wrapped)
+    subprocess.run(
+        [*shim_argv(), "kubeconfig", "wrap", "--kubeconfig", str(wrapped)],
+        env=env, capture_output=True, timeout=HANG_GUARD, check=True,
+    )  # fmt: skip
+    return direct, wrapped
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize("interactive", ["Never", "IfAvailable"])
+@pytest.mark.parametrize("keys", ["Ctrl-C", "Ctrl-C, the plugin ignoring it", "Ctrl-Z, fg"])
+def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
+    tmp_path: Path, private_home: Path, keys: str, interactive: str
+) -> None:
+    """interactiveMode IfAvailable: the plugin's stdin is the terminal, and the shim hands
+    the terminal to the backend's group; Never: it has no terminal."""
+    import pty
+
+    kubectl = kubectl_v35()
+    started = tmp_path / "started"
+    env = {**os.environ, "HOME": str(private_home), "PARITY_STARTED": str(started)}
+    env.update(PARITY_SLEEP="3" if keys.startswith("Ctrl-Z") else "20")
+    if "ignoring" in keys:
+        env["PARITY_TRAP"] = "1"
+
+    def job(config: Path) -> list[str]:
+        started.unlink(missing_ok=True)
+        report = tmp_path / "report"
+        report.unlink(missing_ok=True)
+        command = [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"]
+        pid, terminal = pty.fork()
+        if pid == 0:  # the child: a new session, the pty its controlling terminal
+            argv = [sys.executable, "-c", JOB_SHELL, str(report), *command]
+            os.execve(argv[0], argv, env)  # noqa: S606
+        output = b""
+        try:
+            until(started.exists, "the plugin to start")
+            plugin = int(started.read_text())
+            if keys.startswith("Ctrl-Z"):
+                os.write(terminal, b"\x1a")
+                while b"STOPPED" not in output:
+                    output += os.read(terminal, 4096)
+                until(lambda: is_stopped(plugin), f"the plugin to be stopped with {config.name}")
+                os.write(terminal, b"fg\n")
+            else:
+                os.write(terminal, b"\x03")
+            until(report.exists, "the job to end")
+        finally:
+            os.close(terminal)
+            os.waitpid(pid, 0)
+        if not keys.startswith("Ctrl-Z") or "ignoring" not in keys:
+            until(lambda: is_gone(plugin) or "ignoring" in keys, "the plugin to end")
+        seen: list[str] = json.loads(report.read_text())
+        return seen
+
+    with ApiServer(lambda token: True) as api:
+        direct, wrapped = slow_configs(tmp_path, api, env, interactive)
+        by_kubectl = job(direct)
+        by_shim = job(wrapped)
+    assert by_shim == by_kubectl
+    assert by_kubectl[-1] == ("exited 0" if keys.startswith("Ctrl-Z") else "killed by SIGINT")
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_kubectls_process_group_ends_the_plugin_as_without_the_shim(
+    tmp_path: Path, private_home: Path, signum: signal.Signals
+) -> None:
+    """CI cancelling a job, timeout(1): the signal goes to kubectl's whole process group."""
+    kubectl = kubectl_v35()
+    started = tmp_path / "started"
+    env = {**os.environ, "HOME": str(private_home), "PARITY_STARTED": str(started)}
+    env["PARITY_SLEEP"] = "60"
+
+    def plugin_survives(config: Path) -> bool:
+        started.unlink(missing_ok=True)
+        process = subprocess.Popen(
+            [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            until(started.exists, "the plugin to start")
+            plugin = int(started.read_text())
+            os.killpg(process.pid, signum)
+            process.wait(HANG_GUARD)
+            deadline = time.monotonic() + 5  # (without the shim: at once)
+            while not is_gone(plugin) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            survived = not is_gone(plugin)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(started.read_text()), signal.SIGKILL)
+        return survived
+
+    with ApiServer(lambda token: True) as api:
+        direct, wrapped = slow_configs(tmp_path, api, env)
+        by_kubectl = plugin_survives(direct)
+        by_shim = plugin_survives(wrapped)
+    assert (by_shim, by_kubectl) == (False, False)

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -428,3 +429,33 @@ def test_a_head_that_never_ends_is_read_no_further_than_64_kib() -> None:
 
     with raw_server(endless) as info:
         assert rejected(info, "t", Deadline(5))  # the status, from the first 64 KiB
+
+
+def test_a_lookup_left_running_takes_no_signal_the_main_thread_holds_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lookup's thread outlives a check that gave up on it. A signal delivered to it
+    would run its handler in the main thread even while the main thread blocks it, as the
+    shim does while it starts a backend (the backend could then be left running)."""
+    stuck = threading.Event()
+
+    def never_answers(*args: object, **kwargs: object) -> object:
+        stuck.wait(HANG_GUARD)
+        raise OSError("gave up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", never_answers)
+    arrived: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: arrived.append(signum))
+    try:
+        assert not rejected({"server": "https://api.never.test"}, "t", Deadline(0.1))
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+        try:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.2)  # (time for another thread to take it, were one to)
+            assert arrived == []
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        assert arrived == [signal.SIGUSR1]  # held back until then
+    finally:
+        stuck.set()
+        signal.signal(signal.SIGUSR1, previous)
