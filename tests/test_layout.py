@@ -71,7 +71,7 @@ def test_both_launchers_are_the_same_file() -> None:
     assert sorted(path.name for path in launchers.iterdir()) == sorted(LAUNCHERS)
     first, second = (launchers / name for name in LAUNCHERS)
     assert first.read_bytes() == second.read_bytes()
-    assert b"from shim.main import main" in first.read_bytes()
+    assert b"from eks_token_shim_launcher import main" in first.read_bytes()
 
 
 def test_no_test_module_imports_another() -> None:
