@@ -188,6 +188,16 @@ V1 = json.dumps(
 HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
 
 
+def process_state(pid: int) -> str:
+    """The state letter /proc gives process `pid` (R, S, T stopped, Z zombie...); "" once
+    it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
 def plant_shim_package(directory: Path, marker: Path) -> None:
     """A `shim` package in `directory` that notes in `marker` each time it is imported, and
     whose main exits 99: what the user's own project may hold where kubectl runs."""

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import pytest
 import trustme
 from apiserver import ApiServer, kubeconfig, proxy
-from helpers import HANG_GUARD, kubectl_v35, plant_shim_package, shim_argv
+from helpers import HANG_GUARD, kubectl_v35, plant_shim_package, process_state, shim_argv
 
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
 # variable: it never changes the shim's cache key).
@@ -425,16 +425,11 @@ os.rename(report + ".tmp", report)
 
 
 def is_stopped(pid: int) -> bool:
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rpartition(")")[2].split()[0] == "T"
+    return process_state(pid) == "T"
 
 
 def is_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
+    return process_state(pid) in ("", "Z", "X")
 
 
 def until(condition: Callable[[], object], what: str) -> None:

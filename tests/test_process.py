@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import HANG_GUARD, Shim, age, shim_argv, token_of
+from helpers import HANG_GUARD, Shim, age, process_state, shim_argv, token_of
 
 from shim.deadline import Deadline
 
 
 # No orphans.
 def child_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return process_state(pid) not in ("", "Z")
 
 
 def wait_gone(pids: list[int]) -> None:
