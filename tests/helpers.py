@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from apiserver import ApiServer
@@ -186,6 +186,16 @@ V1 = json.dumps(
 )
 
 HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
+
+
+def become(argv: list[str], env: Mapping[str, str]) -> NoReturn:
+    """In a forked child (pty.fork): exec `argv`, and never return into the test runner: a
+    child whose exec failed, or whom a signal reached before it, would otherwise run the
+    rest of the suite as a second pytest, in its own session."""
+    try:
+        os.execve(argv[0], argv, env)  # noqa: S606
+    finally:
+        os._exit(127)
 
 
 def process_state(pid: int) -> str:

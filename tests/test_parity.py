@@ -28,7 +28,7 @@ from typing import NamedTuple
 import pytest
 import trustme
 from apiserver import ApiServer, kubeconfig, proxy
-from helpers import HANG_GUARD, kubectl_v35, plant_shim_package, process_state, shim_argv
+from helpers import HANG_GUARD, become, kubectl_v35, plant_shim_package, process_state, shim_argv
 
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
 # variable: it never changes the shim's cache key).
@@ -484,7 +484,7 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
         pid, terminal = pty.fork()
         if pid == 0:  # the child: a new session, the pty its controlling terminal
             argv = [sys.executable, "-c", JOB_SHELL, str(report), *command]
-            os.execve(argv[0], argv, env)  # noqa: S606
+            become(argv, env)
         output = b""
         try:
             until(started.exists, "the plugin to start")

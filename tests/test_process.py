@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import HANG_GUARD, Shim, age, process_state, shim_argv, token_of
+from helpers import HANG_GUARD, Shim, age, become, process_state, shim_argv, token_of
 
 from shim.deadline import Deadline
 
@@ -221,7 +221,7 @@ def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
     pid, terminal = pty.fork()
     if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
         argv = [sys.executable, "-c", AS_KUBECTL, *shim_argv(), "-c", "demo"]
-        os.execve(argv[0], argv, {**shim.env, "FAKE_MODE": "mfa"})  # noqa: S606
+        become(argv, {**shim.env, "FAKE_MODE": "mfa"})
     try:
         output = talk_to(terminal, b"424242\n")
     finally:
