@@ -65,6 +65,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 # Those the terminal sends its foreground group (ours, while the backend runs): our
 # caller did not get them, so we pass them on.
 _FROM_THE_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
+_HELD_WHILE_STARTING = (*FORWARDED, signal.SIGTSTP)
 GRACE = 1.0  # seconds between TERM and KILL for the backend's group
 
 
@@ -115,8 +116,9 @@ class BackendProcess:
         self._group = 0  # the backend's group, while we are in it
         self._watchdog = (0, -1)  # its pid, and the pipe we say goodbye on
         # Signals wait until the pid is known: a TERM between spawn and bookkeeping
-        # must not leave the backend behind.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        # must not leave the backend behind, a Ctrl-Z must not stop us before we can
+        # stop it too.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_WHILE_STARTING)
         try:
             for signum in FORWARDED:
                 if signal.getsignal(signum) == signal.SIG_IGN and signum in _KEPT_IGNORED:
@@ -193,20 +195,21 @@ class BackendProcess:
             _hand_terminal(os.getpgrp())
 
     def _stop(self, signum: int, frame: object) -> None:
-        """Ctrl-Z (SIGTSTP). In the backend's group, with the terminal: it was stopped too;
-        give the terminal back and stop with our caller's group, as a shell expects of its
-        job. In our caller's group: stop the backend's group, then ourselves. Once
+        """Ctrl-Z (SIGTSTP): stop the backend's group (the terminal's Ctrl-Z may have stopped
+        it already, or have come before it had the terminal), give the terminal back,
+        and stop: in the backend's group, with our caller's group, as a shell expects of
+        its job; in our caller's group, which heard the Ctrl-Z itself, alone. Once
         continued, continue the backend, with the terminal if our job has it again."""
         joined, had_terminal = self._group, self._terminal
         self._leave()
         self._terminal = False
+        with contextlib.suppress(OSError):
+            os.killpg(self._pgid, signal.SIGTSTP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        try:
+        try:  # we stop here, until SIGCONT
             if joined:
-                os.killpg(os.getpgrp(), signal.SIGTSTP)  # we stop here, until SIGCONT
+                os.killpg(os.getpgrp(), signal.SIGTSTP)
             else:
-                with contextlib.suppress(OSError):
-                    os.killpg(self._pgid, signal.SIGTSTP)
                 os.kill(os.getpid(), signal.SIGTSTP)
         finally:
             signal.signal(signal.SIGTSTP, self._stop)
@@ -222,7 +225,7 @@ class BackendProcess:
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         # A second signal must not cut the clean-up short: it waits until we are done.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, (*FORWARDED, signal.SIGTSTP))
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_WHILE_STARTING)
         try:
             terminal = self._terminal
             self._leave()  # (before ending the group: we must not be in it)

@@ -307,6 +307,46 @@ def test_a_signal_that_arrives_while_the_backend_starts_still_ends_it(
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+# A Ctrl-Z (SIGTSTP to us) in the narrowest window, right after the spawn returns.
+CTRL_Z_WHILE_STARTING = """
+import os, signal, sys
+from shim import process
+from shim.deadline import Deadline
+real_spawn = os.posix_spawnp
+def spawn_then_stop(*args, **kwargs):
+    pid = real_spawn(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTSTP)
+    return pid
+os.posix_spawnp = spawn_then_stop
+with process.start(["sleep", "2"], dict(os.environ)) as backend:
+    backend.finish(Deadline(60))
+"""
+
+
+def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too() -> None:
+    """Held until the backend's pid is known: without that, SIGTSTP's default stops us
+    at once, and the backend runs on while the job looks stopped."""
+    shim = subprocess.Popen(
+        [sys.executable, "-c", CTRL_Z_WHILE_STARTING],
+        preexec_fn=os.setpgrp,  # a job of its own: in an orphaned group, SIGTSTP is dropped
+    )
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while process_state(shim.pid) != "T":
+            assert time.monotonic() < deadline, "the shim never stopped"
+            time.sleep(0.01)
+        children = Path(f"/proc/{shim.pid}/task/{shim.pid}/children").read_text().split()
+        assert children  # the backend (and its watchdog)
+        while any(process_state(int(child)) not in ("T", "") for child in children):
+            assert time.monotonic() < deadline, "the backend runs on while the shim is stopped"
+            time.sleep(0.01)
+        os.kill(shim.pid, signal.SIGCONT)
+        assert shim.wait(HANG_GUARD) == 0
+    finally:
+        shim.kill()
+        shim.wait()
+
+
 @pytest.mark.parametrize(
     "argv", [["true"], ["false"], ["sh", "-c", "echo out; echo err >&2"], ["no-such-command-x"]]
 )
