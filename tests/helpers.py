@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from apiserver import ApiServer
@@ -188,14 +188,32 @@ V1 = json.dumps(
 HANG_GUARD = 30  # seconds: far beyond any healthy call; reaching it means the call hung
 
 
-def become(argv: list[str], env: Mapping[str, str]) -> NoReturn:
-    """In a forked child (pty.fork): exec `argv`, and never return into the test runner: a
-    child whose exec failed, or whom a signal reached before it, would otherwise run the
-    rest of the suite as a second pytest, in its own session."""
+def on_a_terminal(argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
+    """Start `argv` as the leader of a new session whose controlling terminal is a new pty,
+    as a login shell is; its pid, and the pty's master end. With posix_spawn: no Python
+    runs in the child (pty.fork in a process with threads, as a test with a server
+    running is, may deadlock the child, and a child whose exec failed would run the rest
+    of the suite as a second pytest)."""
+    master, slave = os.openpty()
     try:
-        os.execve(argv[0], argv, env)  # noqa: S606
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            # Opened after setsid, without O_NOCTTY: the pty becomes the session's terminal.
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(master)
+        raise
     finally:
-        os._exit(127)
+        os.close(slave)
+    return pid, master
 
 
 def process_state(pid: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import HANG_GUARD, Shim, age, become, process_state, shim_argv, token_of
+from helpers import HANG_GUARD, Shim, age, on_a_terminal, process_state, shim_argv, token_of
 
 from shim.deadline import Deadline
 
@@ -216,12 +216,8 @@ def test_a_backend_that_outlives_the_timeout_gets_term_and_time_to_tidy_up(
 def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
     """The backend's own process group gets the terminal: reading it must not stop it; and
     the terminal is given back afterwards, or kubectl would be stopped reading it next."""
-    import pty
-
-    pid, terminal = pty.fork()
-    if pid == 0:  # the child: a session whose controlling terminal is the pty, as kubectl's
-        argv = [sys.executable, "-c", AS_KUBECTL, *shim_argv(), "-c", "demo"]
-        become(argv, {**shim.env, "FAKE_MODE": "mfa"})
+    argv = [sys.executable, "-c", AS_KUBECTL, *shim_argv(), "-c", "demo"]
+    pid, terminal = on_a_terminal(argv, {**shim.env, "FAKE_MODE": "mfa"})
     try:
         output = talk_to(terminal, b"424242\n")
     finally:
