@@ -393,9 +393,11 @@ def test_a_token_revoked_behind_a_proxy_is_replaced_as_without_the_shim(
 SLOW_PLUGIN = r"""#!/bin/sh
 [ "$PARITY_TRAP" ] && trap '' INT
 echo $$ > "$PARITY_STARTED.tmp" && mv "$PARITY_STARTED.tmp" "$PARITY_STARTED"
-sleep "$PARITY_SLEEP"
+code=slow
+if [ "$PARITY_PROMPT" ]; then printf 'Enter MFA code: ' >&2; read -r code; else
+sleep "$PARITY_SLEEP"; fi
 echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",'\
-'"status":{"token":"parity-slow","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
+'"status":{"token":"parity-'"$code"'","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
 """
 # A shell with job control, in the pty's session: runs its job in a process group of its
 # own, with the terminal; reports how the job stopped or ended; on a stop, takes the
@@ -475,18 +477,23 @@ def slow_configs(
 
 @pytest.mark.real_kubectl
 @pytest.mark.parametrize("interactive", ["Never", "IfAvailable"])
-@pytest.mark.parametrize("keys", ["Ctrl-C", "Ctrl-C, the plugin ignoring it", "Ctrl-Z, fg"])
+@pytest.mark.parametrize(
+    "keys", ["Ctrl-C", "Ctrl-C, the plugin ignoring it", "Ctrl-Z, fg", "an MFA code typed"]
+)
 def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
     tmp_path: Path, private_home: Path, keys: str, interactive: str
 ) -> None:
     """interactiveMode IfAvailable: the plugin's stdin is the terminal, and the shim hands
-    the terminal to the backend's group; Never: it has no terminal."""
+    the terminal to the backend's group; Never: it has no terminal (and a prompt reads
+    the end of stdin, as kubectl gives it)."""
     kubectl = kubectl_v35()
     started = tmp_path / "started"
     env = {**os.environ, "HOME": str(private_home), "PARITY_STARTED": str(started)}
     env.update(PARITY_SLEEP="3" if keys.startswith("Ctrl-Z") else "20")
     if "ignoring" in keys:
         env["PARITY_TRAP"] = "1"
+    if "MFA" in keys:
+        env["PARITY_PROMPT"] = "1"
 
     def job(config: Path) -> list[str]:
         started.unlink(missing_ok=True)
@@ -505,6 +512,11 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
                     output += os.read(terminal, 4096)
                 until(lambda: is_stopped(plugin), f"the plugin to be stopped with {config.name}")
                 os.write(terminal, b"fg\n")
+            elif "MFA" in keys:
+                if interactive != "Never":
+                    while b"Enter MFA code" not in output:
+                        output += os.read(terminal, 4096)
+                    os.write(terminal, b"424242\n")
             else:
                 os.write(terminal, b"\x03")
             until(report.exists, "the job to end")
@@ -518,10 +530,14 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
 
     with ApiServer(lambda token: True) as api:
         direct, wrapped = slow_configs(tmp_path, api, env, interactive)
-        by_kubectl = job(direct)
-        by_shim = job(wrapped)
+        by_kubectl = job(direct), sorted(set(api.tokens))
+        api.tokens.clear()
+        by_shim = job(wrapped), sorted(set(api.tokens))
     assert by_shim == by_kubectl
-    assert by_kubectl[-1] == ("exited 0" if keys.startswith("Ctrl-Z") else "killed by SIGINT")
+    ended = "killed by SIGINT" if keys.startswith("Ctrl-C") else "exited 0"
+    assert by_kubectl[0][-1] == ended
+    if "MFA" in keys:  # (with no terminal, the prompt reads the end of stdin: no code)
+        assert by_kubectl[1] == ["parity-424242" if interactive != "Never" else "parity-"]
 
 
 @pytest.mark.real_kubectl
