@@ -102,7 +102,7 @@ def proxy(
         except OSError:
             client.close()
             return
-        with upstream, client:
+        with upstream, client, contextlib.suppress(OSError):  # (a reset ends the tunnel too)
             client.sendall(b"HTTP/1.1 " + status + b"\r\n\r\n")
             while True:
                 ready, _, _ = select.select([client, upstream], [], [], 5)
