@@ -81,7 +81,7 @@ class _Repeated(ValueError):
 
 def validate(output: bytes, requested_api_version: str) -> Credential | list[str]:
     """The Credential in `output` if kubectl surely accepts it, else the reasons why not."""
-    body = output[len(BOM) :] if output.startswith(BOM) else output
+    body = _without_bom(output)
     if not body.strip(_JSON_SPACE):
         return ["the output is empty"]
     if not body.lstrip(_JSON_SPACE).startswith(b"{"):
@@ -109,7 +109,7 @@ def validate(output: bytes, requested_api_version: str) -> Credential | list[str
 def token_of(output: bytes) -> str | None:
     """The token kubectl sends for a cached credential, as Go decodes it (U+FFFD for a lone
     surrogate); None when it has none (a client certificate) or is not what we cache."""
-    body = output[len(BOM) :] if output.startswith(BOM) else output
+    body = _without_bom(output)
     try:
         status = json.loads(body.decode("utf-8", "go-replace"))["status"]
     except (ValueError, RecursionError, KeyError, TypeError):
@@ -118,6 +118,15 @@ def token_of(output: bytes) -> str | None:
     if not isinstance(token, str) or not token:
         return None
     return token.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def fits_a_header(token: str) -> bool:
+    """Whether Go's net/http sends `token` in a header: no control character but tab."""
+    return not any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in token)
+
+
+def _without_bom(output: bytes) -> bytes:
+    return output[len(BOM) :] if output.startswith(BOM) else output
 
 
 def _kubectl_refuses(document: dict[str, object], requested: str) -> list[str]:
@@ -141,7 +150,7 @@ def _kubectl_refuses(document: dict[str, object], requested: str) -> list[str]:
         problems.append("status has a client certificate or key, not both")
     elif cert:
         problems += _key_pair_problems(cert, key)
-    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in token):
+    if not fits_a_header(token):
         problems.append("status.token holds a control character (no HTTP header may carry it)")
     stamp = status.get("expirationTimestamp")
     if isinstance(stamp, str):

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from shim.credential import fits_a_header
 from shim.deadline import Deadline
 
 TIMEOUT = 2.0  # seconds for the whole check, at most
@@ -46,7 +47,7 @@ def rejected(
 ) -> bool:
     """Whether the server at cluster["server"] answers 401 to `token` by `deadline`,
     reached as kubectl would reach it with the environment `env`."""
-    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in token):
+    if not fits_a_header(token):
         return False  # no header may carry it: kubectl could not send it either
     try:
         status = _status(cluster, token, deadline, env or {})
