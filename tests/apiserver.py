@@ -1,4 +1,4 @@
-"""A stand-in Kubernetes API server on 127.0.0.1 over HTTPS, for tests and the benchmark.
+"""A stand-in Kubernetes API server on loopback over HTTPS, for tests and the benchmark.
 
 client-go runs exec plugins only for TLS servers, so this serves HTTPS with a
 certificate from `trustme`. GET /version answers 200 to a bearer token ("" for none) that
@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import json
+import os
 import select
 import signal
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, TypeVar
+from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
@@ -49,20 +48,12 @@ def is_signed_eks_token(token: str) -> bool:
     )
 
 
-Bound = TypeVar("Bound")
-
-
-def listen(bind: Callable[[], Bound]) -> Bound:
-    """`bind()`, waiting up to 30 s while a fixed port (443, 80) is taken by another test run
-    (a mutation campaign runs two suites at once)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return bind()
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+def own_loopback() -> str:
+    """A loopback address of this process's own, for a server on a fixed port (443, 80,
+    53): all of 127.0.0.0/8 is loopback on Linux, so two test runs at once (both Pythons
+    of scripts/test, a mutation campaign) each have their own and never meet."""
+    pid = os.getpid()
+    return f"127.{pid >> 16 & 255}.{pid >> 8 & 255}.{pid & 255}"
 
 
 def no_signals_here() -> None:
@@ -74,15 +65,18 @@ def no_signals_here() -> None:
 
 @contextlib.contextmanager
 def proxy(
-    status: bytes = b"200 Connection established", port: int = 0, answers: bool = True
+    status: bytes = b"200 Connection established",
+    port: int = 0,
+    answers: bool = True,
+    host: str = "127.0.0.1",
 ) -> Iterator[tuple[int, list[bytes]]]:
-    """A minimal HTTP CONNECT proxy on 127.0.0.1: yields its port and the requests it saw.
+    """A minimal HTTP CONNECT proxy on `host`: yields its port and the requests it saw.
     It answers `status` and then tunnels whatever that status said (a proxy that refuses
     and tunnels anyway tests the client); `answers=False`: it reads and says nothing.
     A host under `.test` is reached at 127.0.0.1: a name no resolver knows, which Go's
     proxy rules do not exempt as they exempt localhost and loopback addresses."""
     seen: list[bytes] = []
-    listener = listen(lambda: socket.create_server(("127.0.0.1", port)))
+    listener = socket.create_server((host, port))
     stopping = threading.Event()
 
     def pipe(client: socket.socket) -> None:
@@ -140,6 +134,7 @@ class ApiServer:
         reject_status: int = 401,
         trickle: float = 0.0,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.accept = accept
         self.reject_status = reject_status
@@ -149,11 +144,11 @@ class ApiServer:
         self.agents: list[str] = []  # User-Agent of every request
         self.hosts: list[str] = []  # Host header of every request
         self.ca = trustme.CA()
-        self._server = listen(lambda: ThreadingHTTPServer(("127.0.0.1", port), self._handler()))
+        self._server = ThreadingHTTPServer((host, port), self._handler())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self.ca.issue_cert(host, "localhost").configure_cert(context)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"https://{host}:{self._server.server_address[1]}"
         self.ca_pem = self.ca.cert_pem.bytes()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

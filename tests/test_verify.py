@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import trustme
-from apiserver import ApiServer, proxy
+from apiserver import ApiServer, own_loopback, proxy
 from helpers import HANG_GUARD, kubectl_v35
 
 from shim.deadline import Deadline
@@ -374,10 +374,11 @@ def test_a_resolver_that_never_answers_cannot_hold_the_check(tmp_path: Path) -> 
     root_only()
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1)")
+    address = own_loopback()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
-        silent.bind(("127.0.0.2", 53))  # reads nothing, answers nothing
+        silent.bind((address, 53))  # reads nothing, answers nothing
         resolv = tmp_path / "resolv.conf"
-        resolv.write_text("nameserver 127.0.0.2\noptions timeout:30 attempts:2\n")
+        resolv.write_text(f"nameserver {address}\noptions timeout:30 attempts:2\n")
         done = subprocess.run(
             ["unshare", "--mount", "sh", "-c",
              'mount --bind "$1" /etc/resolv.conf && exec "$2" -c "$3"', "-",
@@ -391,16 +392,17 @@ def test_a_resolver_that_never_answers_cannot_hold_the_check(tmp_path: Path) -> 
 def test_urls_without_a_port_mean_443_and_80() -> None:
     """EKS endpoints are https://NAME with no port; http:// proxies are often written so."""
     root_only()
-    with ApiServer(lambda token: False, port=443) as api:
-        assert rejected(cluster(api, server="https://127.0.0.1"), "t", Deadline(2))
-        with proxy(port=80) as (_, seen):
+    address = own_loopback()
+    with ApiServer(lambda token: False, port=443, host=address) as api:
+        assert rejected(cluster(api, server=f"https://{address}"), "t", Deadline(2))
+        with proxy(port=80, host=address) as (_, seen):
             assert rejected(
-                cluster(api, server="https://127.0.0.1", **{"proxy-url": "http://127.0.0.1"}),
+                cluster(api, server=f"https://{address}", **{"proxy-url": f"http://{address}"}),
                 "t",
                 Deadline(2),
             )
-    assert api.hosts == ["127.0.0.1", "127.0.0.1"]
-    assert seen[0].startswith(b"CONNECT 127.0.0.1:443 HTTP/1.1\r\n")
+    assert api.hosts == [address, address]
+    assert seen[0].startswith(f"CONNECT {address}:443 HTTP/1.1\r\n".encode())
 
 
 @pytest.mark.parametrize(
