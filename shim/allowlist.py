@@ -15,15 +15,16 @@ from typing import Any
 from shim import log
 from shim.errors import ShimError
 from shim.kuberc import ALLOW_ALL, DENY_ALL, Kuberc, entry_name
-from shim.wrapping import Allowed, exec_section, wrapped
+from shim.wrapping import STR, Allowed
+from shim.yamltext import Node, Refused, Source, get, is_mapping, is_sequence, text_of
 
 
 def entry_to_add(
-    policy_file: Kuberc | None, user_items: list[Any], shim: str, environ: Mapping[str, str]
+    policy_file: Kuberc | None, commands: list[str], shim: str, environ: Mapping[str, str]
 ) -> Allowed | None:
     """What wrap must add to kubectl's allowlist so that kubectl runs the shim in front of
-    the commands of `user_items` that it allows today; None when nothing is needed. A
-    DenyAll policy is a ShimError: kubectl would not run the shim at all."""
+    the `commands` it allows today; None when nothing is needed. A DenyAll policy is a
+    ShimError: kubectl would not run the shim at all."""
     if policy_file is None or policy_file.policy.type == ALLOW_ALL:
         return None
     policy = policy_file.policy
@@ -33,11 +34,7 @@ def entry_to_add(
             "credential plugin, so it would not run the shim either; nothing was changed"
         )
     allowed = False
-    for user_item in user_items:
-        section = exec_section(user_item)
-        if section is None or wrapped(section) or not section.get("command"):
-            continue
-        original = str(section["command"])
+    for original in commands:
         if policy.allows(original, environ):
             allowed = True
         else:
@@ -50,19 +47,40 @@ def entry_to_add(
     return Allowed(policy_file.path, shim)
 
 
-def add_entry(document: Any, program: str) -> None:
+def _allowlist(source: Source) -> Node:
+    entries: Node = (
+        get(source.root, "credentialPluginAllowlist") if source.root is not None else None
+    )
+    if not is_sequence(entries):
+        raise Refused("its credentialPluginAllowlist is not a list")
+    return entries
+
+
+def add_entry(source: Source, expected: dict[int, Any], program: str) -> None:
     """Append `program` to a kuberc's allowlist, spelt as the file's entries are."""
-    allowlist = document["credentialPluginAllowlist"]
-    fields = {field for item in allowlist if hasattr(item, "get") for field in item}
+    entries = _allowlist(source)
+    fields = {text_of(key) for item in entries.value if is_mapping(item) for key, _ in item.value}
     field = "command" if "command" in fields and "name" not in fields else "name"
-    allowlist.append({field: program})
+    source.insert_items(entries, len(entries.value), [{field: program}])
+    expected[id(entries)].append({field: (STR, program)})
 
 
-def remove_entry(document: Any, program: str) -> bool:
+def remove_entry(source: Source, expected: dict[int, Any], program: str) -> bool:
     """Remove the last allowlist entry that names exactly `program`; whether there was one."""
-    allowlist = document.get("credentialPluginAllowlist") or []
-    for at in reversed(range(len(allowlist))):
-        if entry_name(allowlist[at]) == program:
-            del allowlist[at]
+    entries: Node = (
+        get(source.root, "credentialPluginAllowlist") if source.root is not None else None
+    )
+    if not is_sequence(entries):
+        return False
+    for at in reversed(range(len(entries.value))):
+        item = entries.value[at]
+        if (
+            entry_name(
+                {text_of(k): text_of(v) for k, v in item.value} if is_mapping(item) else None
+            )
+            == program
+        ):
+            source.remove_items(entries, at, at + 1)
+            del expected[id(entries)][at]
             return True
     return False

@@ -172,9 +172,9 @@ def kubeconfig_command(argv: list[str], environ: Mapping[str, str]) -> int:
     parsed = build_kubeconfig_parser().parse_args(argv)
     if parsed.verbose:
         log.set_verbose(True)
-    plan = kubeconfig.plan_edit(parsed.action, parsed.kubeconfig, parsed.context, environ)
-    if not parsed.dry_run:
-        kubeconfig.apply(plan)
+    plan = kubeconfig.edit(
+        parsed.action, parsed.kubeconfig, parsed.context, environ, dry_run=parsed.dry_run
+    )
     report_edit(plan, parsed.dry_run)
     return 0
 

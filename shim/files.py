@@ -119,16 +119,25 @@ def temp_name(path: str) -> str:
     return os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
 
 
-def replace_file(path: str, data: bytes, mode: int = 0o600, durable: bool = False) -> None:
+def replace_file(
+    path: str,
+    data: bytes,
+    mode: int = 0o600,
+    durable: bool = False,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Atomically replace `path` with `data`: a temp file in the same directory, then os.replace.
 
     Readers see the old file or the new one, never half. `mode` is set whatever the
     umask. `durable` adds an fsync, for files that cannot be fetched again (kubeconfig).
+    `owner` (uid, gid) is given to the new file before its mode (a chown clears setuid).
     """
     temp = temp_name(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | CAREFUL, 0o600)
     try:
         try:
+            if owner is not None:
+                os.fchown(fd, *owner)
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
             while data:

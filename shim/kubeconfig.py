@@ -7,6 +7,7 @@ is written unless every file parses; shim.yamlfile writes, and the command print
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -15,7 +16,9 @@ from typing import Any
 
 from shim import LAUNCHERS, allowlist, kuberc, log, yamlfile
 from shim.errors import ShimError
-from shim.wrapping import Change, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
+from shim.wrapping import Change, Wrap, exec_section, find_record, runs_shim, wrapped, wraps_eks
+from shim.yamltext import Node, Refused, Source, YamlError, get, is_mapping, is_sequence, meaning
+from shim.yamltext import text_of as text
 
 DESCRIPTION = (
     "`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out."
@@ -42,14 +45,52 @@ class AllowlistChange:
 
 
 @dataclass
+class Document:
+    """A file being edited: its text and nodes, and what it must mean once edited (the
+    meaning of its nodes by id, changed along with the text)."""
+
+    path: str
+    before: bytes
+    source: Source
+    expected: dict[int, Any]
+
+    @classmethod
+    def load(cls, path: str, data: bytes | None = None) -> Document:
+        before = yamlfile.read(path) if data is None else data
+        try:
+            source = Source(before)
+        except YamlError as error:
+            reason = error.reason
+            raise ShimError(f"{path}: not valid YAML ({reason}); nothing was changed") from None
+        expected: dict[int, Any] = {}
+        meaning(source.root, expected)
+        if source.root is not None and not is_mapping(source.root):
+            raise ShimError(f"{path}: not a kubeconfig (a mapping); nothing was changed")
+        return cls(path, before, source, expected)
+
+    def after(self) -> bytes:
+        """The edited bytes; a ShimError when the edit would mean more than it should."""
+        try:
+            return self.source.result(self.expected.get(id(self.source.root)))
+        except Refused as refused:
+            raise ShimError(f"{self.path}: {refused.message}; nothing was changed") from None
+
+
+@dataclass
 class Plan:
     """What `wrap` or `unwrap` changes: the users, the allowlist entries, and the edited
-    documents to write, by path (kubeconfig files first, then kuberc files)."""
+    documents, by path (kubeconfig files first, then kuberc files)."""
 
     action: str
     users: list[UserChange] = field(default_factory=list)
     allowlist: list[AllowlistChange] = field(default_factory=list)
-    documents: dict[str, Any] = field(default_factory=dict)
+    documents: dict[str, Document] = field(default_factory=dict)
+
+    def writes(self) -> list[yamlfile.Write]:
+        return [
+            yamlfile.Write(path, document.before, document.after())
+            for path, document in self.documents.items()
+        ]
 
 
 def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
@@ -63,52 +104,50 @@ def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[s
     return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
 
 
-def load_all(paths: list[str]) -> dict[str, Any]:
+def load_all(paths: list[str]) -> dict[str, Document]:
     """Every file's document, or a ShimError naming the first that cannot be read or parsed."""
-    documents = {}
-    for path in paths:
-        try:
-            document = yamlfile.load(path)
-        except OSError as error:
-            raise ShimError(f"{path}: cannot read: {error.strerror}; nothing was changed") from None
-        except yamlfile.YamlError as error:
-            reason = error.reason
-            raise ShimError(f"{path}: not valid YAML ({reason}); nothing was changed") from None
-        documents[path] = document if document is not None else {}
-        if not hasattr(documents[path], "get"):
-            raise ShimError(f"{path}: not a kubeconfig (a mapping); nothing was changed")
-    return documents
+    return {path: Document.load(path) for path in paths}
 
 
-def _named(document: Any, section: str) -> list[Any]:
-    items = document.get(section) if hasattr(document, "get") else None
-    return [item for item in items or [] if hasattr(item, "get") and item.get("name") is not None]
+def _named(document: Document, section: str) -> list[Node]:
+    items: Node = get(document.source.root, section) if document.source.root is not None else None
+    if not is_sequence(items):
+        return []
+    return [item for item in items.value if is_mapping(item) and text(get(item, "name"))]
 
 
 def select_users(
-    documents: dict[str, Any], contexts: list[str], undo: bool
-) -> list[tuple[str, str, Any]]:
+    documents: dict[str, Document], contexts: list[str], undo: bool
+) -> list[tuple[str, str, Node]]:
     """(file, context, user entry) to change: the named contexts' users, else every match."""
-    first_context: dict[str, tuple[str, Any]] = {}
-    first_user: dict[str, tuple[str, Any]] = {}
+    first_context: dict[str, tuple[str, Node]] = {}
+    first_user: dict[str, tuple[str, Node]] = {}
     for path, document in documents.items():  # as kubectl merges: the first file wins
         for item in _named(document, "contexts"):
-            first_context.setdefault(str(item["name"]), (path, item))
+            first_context.setdefault(text(get(item, "name")), (path, item))
         for item in _named(document, "users"):
-            first_user.setdefault(str(item["name"]), (path, item))
+            first_user.setdefault(text(get(item, "name")), (path, item))
     if contexts:
         chosen = []
         for name in contexts:
             if name not in first_context:
                 raise ShimError(f"context {name!r} is in none of: {', '.join(documents)}")
-            user = str((first_context[name][1].get("context") or {}).get("user"))
+            path, item = first_context[name]
+            user = _context_user(item)
+            if user is None:
+                raise ShimError(
+                    f"context {name!r} in {path} names no user: its `context` "
+                    "is not a mapping with a `user`"
+                )
             if user not in first_user:
                 raise ShimError(f"context {name!r} names user {user!r}, which no file defines")
             chosen.append((name, user))
     else:
         context_of: dict[str, str] = {}
         for name, (_, item) in first_context.items():
-            context_of.setdefault(str((item.get("context") or {}).get("user")), name)
+            user = _context_user(item)
+            if user is not None:
+                context_of.setdefault(user, name)
         matches = wrapped if undo else wraps_eks
         chosen = [
             (context_of.get(user, "-"), user)
@@ -116,6 +155,12 @@ def select_users(
             if matches(exec_section(item))
         ]
     return [(first_user[user][0], context, first_user[user][1]) for context, user in chosen]
+
+
+def _context_user(item: Node) -> str | None:
+    context = get(item, "context")
+    user = get(context, "user") if is_mapping(context) else None
+    return text(user) if user is not None and text(user) else None
 
 
 def shim_command() -> str:
@@ -134,24 +179,43 @@ def shim_command() -> str:
     return os.path.abspath(found)
 
 
+def _refused(action: str, path: str, user: str, refused: Refused) -> ShimError:
+    return ShimError(
+        f"{path}: cannot {action} user {user!r}: {refused.message}; nothing was changed",
+        hint="edit that user by hand, or leave it out with --context",
+    )
+
+
 def wrap(paths: list[str], contexts: list[str], environ: Mapping[str, str]) -> Plan:
     """The plan that puts the shim in front of the selected users of the files at `paths`."""
     documents = load_all(paths)
     selected = select_users(documents, contexts, undo=False)
     shim = shim_command()
     policy_file = kuberc.load_kuberc(kuberc.kuberc_path(environ))
-    items = [user_item for _, _, user_item in selected]
-    allowed = allowlist.entry_to_add(policy_file, items, shim, environ)
+    sections = [exec_section(user_item) for _, _, user_item in selected]
+    commands = [text(get(s, "command")) for s in sections if s is not None and not runs_shim(s)]
+    allowed = allowlist.entry_to_add(policy_file, commands, shim, environ)
     plan = Plan("wrap")
+    done: set[int] = set()  # exec sections shared through YAML aliases are edited once
     for path, context, user_item in selected:
-        change = wrap_exec(user_item, shim, allowed)
-        if change is not None:
-            plan.users.append(UserChange(path, context, str(user_item["name"]), change))
-            plan.documents[path] = documents[path]
+        section, name = exec_section(user_item), text(get(user_item, "name"))
+        if section is None or runs_shim(section) or id(section) in done:
+            continue
+        done.add(id(section))
+        document = documents[path]
+        try:
+            change = Wrap(document.source, document.expected).wrap(
+                get(user_item, "user"), section, shim, path, allowed
+            )
+        except Refused as refused:
+            raise _refused("wrap", path, name, refused) from None
+        plan.users.append(UserChange(path, context, name, change))
+        plan.documents[path] = document
     if allowed is not None and policy_file is not None and plan.users:
-        allowlist.add_entry(policy_file.document, shim)
+        document = Document.load(policy_file.path)
+        allowlist.add_entry(document.source, document.expected, shim)
         plan.allowlist.append(AllowlistChange(policy_file.path, shim, added=True))
-        plan.documents[policy_file.path] = policy_file.document
+        plan.documents[policy_file.path] = document
     return plan
 
 
@@ -161,12 +225,23 @@ def unwrap(paths: list[str], contexts: list[str]) -> Plan:
     that wrap added, as the users' records say)."""
     documents = load_all(paths)
     plan = Plan("unwrap")
+    done: set[int] = set()
     for path, context, user_item in select_users(documents, contexts, undo=True):
-        change = unwrap_exec(user_item)
-        if change is not None:
-            plan.users.append(UserChange(path, context, str(user_item["name"]), change))
-            plan.documents[path] = documents[path]
-    if select_users(documents, [], undo=True):
+        section, name = exec_section(user_item), text(get(user_item, "name"))
+        if section is None or id(section) in done:
+            continue
+        done.add(id(section))
+        document = documents[path]
+        try:
+            change = Wrap(document.source, document.expected).unwrap(
+                section, _record_for(documents[path], section), path
+            )
+        except Refused as refused:
+            raise _refused("unwrap", path, name, refused) from None
+        plan.users.append(UserChange(path, context, name, change))
+        plan.documents[path] = document
+    still = [item for _, _, item in select_users(documents, [], undo=True)]
+    if [item for item in still if id(exec_section(item)) not in done]:
         return plan  # users still run the shim: kubectl must keep allowing it
     added = {
         (user.change.allowed.kuberc, user.change.allowed.entry)
@@ -174,26 +249,44 @@ def unwrap(paths: list[str], contexts: list[str]) -> Plan:
         if user.change.allowed is not None
     }
     for path, entry in sorted(added):
-        loaded = kuberc.load_kuberc(path)
-        if loaded is not None and allowlist.remove_entry(loaded.document, entry):
+        if kuberc.load_kuberc(path) is None:
+            continue
+        document = Document.load(path)
+        if allowlist.remove_entry(document.source, document.expected, entry):
             plan.allowlist.append(AllowlistChange(path, entry, added=False))
-            plan.documents[path] = loaded.document
+            plan.documents[path] = document
     return plan
 
 
-def plan_edit(
-    action: str, explicit: str | None, contexts: list[str], environ: Mapping[str, str]
+def _record_for(document: Document, section: Node) -> tuple[Node, Node, int] | None:
+    """The wrap record of an exec section: in the user that holds it, or in another user
+    of the file that shares the section through a YAML alias."""
+    for item in _named(document, "users"):
+        if exec_section(item) is section:
+            user = get(item, "user")
+            found = find_record(user)
+            if found is not None:
+                return (user, *found)
+    return None
+
+
+def edit(
+    action: str,
+    explicit: str | None,
+    contexts: list[str],
+    environ: Mapping[str, str],
+    dry_run: bool = False,
 ) -> Plan:
-    """The plan of `shim kubeconfig ACTION` for the files kubectl would read."""
+    """`shim kubeconfig ACTION` on the files kubectl would read: planned, then written all
+    or none (unless `dry_run`), under kubectl's lock on each kubeconfig from the read to
+    the write. wrap keeps one backup of each file first."""
     paths = kubeconfig_files(explicit, environ)
     log.debug(f"kubeconfig files: {', '.join(paths) or 'none'}")
-    return wrap(paths, contexts, environ) if action == "wrap" else unwrap(paths, contexts)
-
-
-def apply(plan: Plan) -> None:
-    """Write every document the plan edited; wrap keeps one backup of each file first."""
-    for path, document in plan.documents.items():
-        yamlfile.write(path, document, backup=plan.action == "wrap")
+    with contextlib.nullcontext() if dry_run else yamlfile.kubectl_locks(paths):
+        plan = wrap(paths, contexts, environ) if action == "wrap" else unwrap(paths, contexts)
+        if not dry_run:
+            yamlfile.commit(plan.writes(), backup=action == "wrap")
+    return plan
 
 
 HELP = """\

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Shim
+from helpers import IN_CI, Mount, Shim
 from hypothesis import settings
 
 # Subprocess-heavy tests share two cores with hypothesis; its per-example deadline
@@ -52,3 +54,29 @@ def coverage_context(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 def shim(tmp_path: Path) -> Shim:
     """The shim, with the fake `aws` and `aws-iam-authenticator` first on PATH."""
     return Shim(tmp_path)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """mount(OPTIONS) -> a fresh tmpfs mounted in tmp_path; unmounted in teardown."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            message = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
+            if IN_CI and os.geteuid() == 0:  # (only root may mount: unprivileged, it skips)
+                pytest.fail(message)
+            pytest.skip(message)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)

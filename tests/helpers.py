@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from apiserver import ApiServer
@@ -255,6 +255,8 @@ def sidecar(shim: Shim, suffix: str) -> Path:
 
 
 ALLOWLIST = "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n"
+
+Mount = Callable[[str], Path]  # the tmpfs fixture: mount(OPTIONS) -> its mount point
 
 HEADER = "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
 

@@ -9,13 +9,12 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import (
     HANG_GUARD,
-    IN_CI,
+    Mount,
     Shim,
     age,
     in_deleted_dir,
@@ -25,34 +24,6 @@ from helpers import (
     sidecar,
     token_of,
 )
-
-Mount = Callable[[str], Path]
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Mount]:
-    """mount(OPTIONS) -> a fresh tmpfs mounted in tmp_path; unmounted in teardown."""
-    mounted: list[Path] = []
-
-    def mount(options: str) -> Path:
-        point = tmp_path / f"mnt{len(mounted)}"
-        point.mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
-            capture_output=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            message = f"cannot mount a tmpfs here: {done.stderr.decode().strip()}"
-            if IN_CI and os.geteuid() == 0:  # (only root may mount: unprivileged, it skips)
-                pytest.fail(message)
-            pytest.skip(message)
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 # Storage and security.

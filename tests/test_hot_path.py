@@ -43,6 +43,7 @@ FORBIDDEN_ON_A_HIT = {
     "shim.yamlfile",
     "shim.allowlist",
     "shim.wrapping",
+    "shim.yamltext",
     "signal",
 }
 

@@ -18,6 +18,7 @@ from helpers import (
     Shim,
     accepts_fake_tokens,
     kubectl,
+    kubectl_v35,
     kubectl_version,
     require_tool,
     shim_argv,
@@ -342,3 +343,211 @@ def test_unwrap_after_the_allowlist_was_dropped_leaves_the_kuberc_alone(
     assert b"disallow" not in result.stdout
     assert kuberc.read_bytes() == relaxed
     assert YAML(typ="safe").load(config.read_bytes()) == json.loads(original_config)
+
+
+# -- Every layout kubectl reads: wrap edits only the exec sections, unwrap gives the bytes back.
+
+EKSCTL = """\
+apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: LS0tLS1CRUdJTg==
+    server: https://ABC.gr7.us-west-2.eks.amazonaws.com
+  name: demo.us-west-2.eksctl.io
+contexts:
+- context:
+    cluster: demo.us-west-2.eksctl.io
+    user: admin@demo.us-west-2.eksctl.io
+  name: admin@demo.us-west-2.eksctl.io
+current-context: admin@demo.us-west-2.eksctl.io
+kind: Config
+preferences: {}
+users:
+- name: admin@demo.us-west-2.eksctl.io
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      args:
+      - eks
+      - get-token
+      - --output
+      - json
+      - --cluster-name
+      - demo
+      - --region
+      - us-west-2
+      command: aws
+      env:
+      - name: AWS_STS_REGIONAL_ENDPOINTS
+        value: regional
+      interactiveMode: IfAvailable
+      provideClusterInfo: false
+"""
+
+QUOTED_WITH_BLANK_LINES = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: "prod"
+  cluster:
+    server: "https://prod.example"
+
+users:
+- name: "prod"
+  user:
+    exec:
+      apiVersion: "client.authentication.k8s.io/v1beta1"
+      command: "aws"
+      args:
+        - "eks"
+        - "get-token"
+        - "--cluster-name"
+        - "prod"
+
+contexts:
+- name: "prod"
+  context:
+    user: "prod"
+    cluster: "prod"
+
+current-context: "prod"
+"""
+
+HAND_EDITED = """\
+# my clusters
+apiVersion: v1
+kind: Config
+kind: Config   # a repeated key: kubectl takes the last
+users:
+    -   name: dev   # the dev account
+        user:
+            exec:
+                # the AWS CLI
+                apiVersion: client.authentication.k8s.io/v1beta1
+                command: aws  # from brew
+                args:
+                    - eks
+                    - get-token
+                    - --cluster-name
+                    - dev
+                env: null
+contexts:
+    -   name: dev
+        context: {cluster: dev, user: dev}
+"""
+
+SHARED_BY_ALIAS = """\
+apiVersion: v1
+kind: Config
+users:
+- name: a
+  user:
+    exec: &eks
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: aws
+      args: [eks, get-token, --cluster-name, demo]
+- name: b
+  user:
+    exec: *eks
+- name: c
+  user: &c
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: aws-iam-authenticator
+      args: ["token", "-i", "demo"]
+      provideClusterInfo: false
+- name: d
+  user: *c
+"""
+
+AUTHENTICATOR_FLOW = (
+    '{"apiVersion": "v1", "kind": "Config", "users": [{"name": "u", "user": {"exec": '
+    '{"apiVersion": "client.authentication.k8s.io/v1", "command": "aws-iam-authenticator", '
+    '"args": ["token", "-i", "c"], "interactiveMode": "Never"}}}]}'
+)
+
+
+def as_json(text: str, indent: int | None) -> str:
+    return json.dumps(YAML(typ="safe").load(text), indent=indent)
+
+
+LAYOUTS = {
+    "aws update-kubeconfig": UPDATE_KUBECONFIG.format(ca="LS0t", server="https://eks.example"),
+    "eksctl": EKSCTL,
+    "double quotes and blank lines (Rancher, Lens)": QUOTED_WITH_BLANK_LINES,
+    "hand edited: 4 spaces, comments, a repeated key": HAND_EDITED,
+    "CRLF": UPDATE_KUBECONFIG.format(ca="LS0t", server="https://x").replace("\n", "\r\n"),
+    "BOM, --- and ...": "\ufeff---\n" + EKSCTL + "...\n",
+    "no line break at the end": EKSCTL.rstrip("\n"),
+    "JSON, indented": as_json(EKSCTL, 4) + "\n",
+    "JSON, one line": as_json(QUOTED_WITH_BLANK_LINES, None),
+    "aws-iam-authenticator, flow style": AUTHENTICATOR_FLOW,
+    "aliases share exec sections": SHARED_BY_ALIAS,
+    "several users, mixed styles": OTHER_USERS,
+}
+
+
+def kubectl_view(config: Path) -> dict[str, Any]:
+    """The kubeconfig as kubectl 1.35 reads it."""
+    done = subprocess.run(
+        [kubectl_v35(), "config", "view", "--raw", "-o", "json", "--kubeconfig", str(config)],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(config.parent)},
+    )
+    view: dict[str, Any] = json.loads(done.stdout)
+    return view
+
+
+@pytest.mark.real_kubectl
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_every_layout_is_wrapped_as_kubectl_reads_it_and_unwrapped_byte_for_byte(
+    shim: Shim, tmp_path: Path, layout: str
+) -> None:
+    config = tmp_path / "config"
+    original = LAYOUTS[layout].encode()
+    config.write_bytes(original)
+    before = kubectl_view(config)
+    result = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    after = kubectl_view(config)
+    wrapped = 0
+    for old, new in zip(before["users"], after["users"]):
+        old_exec = old["user"].get("exec") or {}
+        if old_exec.get("command") in ("aws", "aws-iam-authenticator"):
+            wrapped += 1
+            assert new["user"]["exec"] == {
+                **old_exec,
+                "command": shim_path(),
+                "args": ["--", old_exec["command"], *(old_exec.get("args") or [])],
+                "provideClusterInfo": True,
+            }
+            # The record, in the user, or in the user that shares the section by an alias.
+            records = new["user"].pop("extensions", [])
+            assert [record["name"] for record in records] in ([], ["eks-token-shim"])
+            old["user"].pop("exec"), new["user"].pop("exec")
+    assert after == before  # nothing else changed, as kubectl reads it
+    assert wrapped
+    assert result.stdout.decode().splitlines()[-1].startswith("changed ")
+    kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
+    assert config.read_bytes() == original
+
+
+@pytest.mark.real_kubectl
+def test_a_kubeconfig_kubectl_wrote_itself_round_trips(shim: Shim, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(config)}
+    for argv in (
+        ["config", "set-cluster", "demo", "--server", "https://demo.example"],
+        ["config", "set-credentials", "demo", "--exec-api-version",
+         "client.authentication.k8s.io/v1beta1", "--exec-command", "aws",
+         "--exec-arg", "eks", "--exec-arg", "get-token", "--exec-arg", "--cluster-name",
+         "--exec-arg", "demo", "--exec-env", "AWS_PROFILE=dev"],
+        ["config", "set-context", "demo", "--cluster", "demo", "--user", "demo"],
+    ):  # fmt: skip
+        subprocess.run([kubectl_v35(), *argv], env=env, check=True, capture_output=True)
+    original = config.read_bytes()
+    assert b"command: aws" in original
+    kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    assert kubectl_view(config)["users"][0]["user"]["exec"]["args"][:2] == ["--", "aws"]
+    kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
+    assert config.read_bytes() == original

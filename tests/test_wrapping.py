@@ -1,43 +1,154 @@
-"""shim.wrapping: one user's exec section wrapped in the shim, and given back."""
+"""shim.wrapping: one user's exec section wrapped in the shim, and given back byte for byte."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from shim import yamlfile
-from shim.wrapping import Allowed, exec_section, unwrap_exec, wrap_exec, wrapped, wraps_eks
+from shim.wrapping import (
+    Allowed,
+    Wrap,
+    exec_section,
+    find_record,
+    resolved_command,
+    runs_shim,
+    wrapped,
+    wraps_eks,
+)
+from shim.yamltext import Node, Refused, Source, compose, get, meaning
 
 USER = """\
 name: demo
 user:
   exec:
     apiVersion: client.authentication.k8s.io/v1beta1
-    command: aws
+    command: {command}
 {args}{cluster_info}"""
+KUBECONFIG = "/home/u/.kube/config"
 
 
-@pytest.mark.parametrize("args", ["", "    args: [eks, get-token, --cluster-name, c]\n"])
-@pytest.mark.parametrize("cluster_info", ["", "    provideClusterInfo: false\n"])
-def test_unwrap_gives_back_the_section_wrap_found(args: str, cluster_info: str) -> None:
-    text = USER.format(args=args, cluster_info=cluster_info)
-    item = yamlfile.parse(text)
+def edit(text: str) -> tuple[Source, dict[int, Any], Node]:
+    src = Source(text.encode())
+    expected: dict[int, Any] = {}
+    meaning(src.root, expected)
+    return src, expected, src.root
+
+
+def wrap_text(text: str, allowed: Allowed | None = None) -> tuple[str, Any]:
+    src, expected, item = edit(text)
+    change = Wrap(src, expected).wrap(
+        get(item, "user"), exec_section(item), "/opt/shim", KUBECONFIG, allowed
+    )
+    return src.result(expected[id(src.root)]).decode(), change
+
+
+def unwrap_text(text: str) -> tuple[str, Any]:
+    src, expected, item = edit(text)
+    user = get(item, "user")
+    found = find_record(user)
+    record = (user, *found) if found is not None else None
+    change = Wrap(src, expected).unwrap(exec_section(item), record, KUBECONFIG)
+    return src.result(expected[id(src.root)]).decode(), change
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "",
+        "    args: [eks, get-token, --cluster-name, c]\n",
+        "    args:\n    - eks\n    - get-token\n",
+        "    args:\n      - token\n      - -i\n      - c\n",
+        "    args: []\n",
+        "    args:\n",
+        "    args: null\n",
+    ],
+)
+@pytest.mark.parametrize(
+    "cluster_info",
+    [
+        "",
+        "    provideClusterInfo: false\n",
+        "    provideClusterInfo: true\n",
+        "    provideClusterInfo: no\n",
+    ],
+)
+@pytest.mark.parametrize("command", ["aws", '"aws"', "'aws'", "./bin/aws"])
+def test_unwrap_gives_back_the_bytes_wrap_found(args: str, cluster_info: str, command: str) -> None:
+    text = USER.format(command=command, args=args, cluster_info=cluster_info)
     allowed = Allowed("/home/u/.kube/kuberc", "/opt/shim")
-    change = wrap_exec(item, "/opt/shim", allowed)
-    assert change is not None
-    assert change.after == f"/opt/shim -- {change.before}"
+    after, change = wrap_text(text, allowed)
+    program = resolved_command(meaning(compose(command))[1], KUBECONFIG)
+    item = compose(after)
     section = exec_section(item)
     assert wrapped(section)
-    assert section["provideClusterInfo"] is True  # the heal check needs the server
-    assert wrap_exec(item, "/opt/shim") is None  # wrapped once is enough
-    undone = unwrap_exec(item)
-    assert undone is not None
-    assert (undone.before, undone.after, undone.allowed) == (change.after, change.before, allowed)
-    assert yamlfile.dump(item).decode() == text
+    words = [node.value for node in get(section, "args").value]
+    assert words[:2] == ["--", program]
+    assert get(section, "command").value == "/opt/shim"
+    assert meaning(get(section, "provideClusterInfo")) == ("tag:yaml.org,2002:bool", "true")
+    assert (
+        change.after
+        == f"/opt/shim -- {program}" + change.before[len(meaning(compose(command))[1]) :]
+    )
+    back, undone = unwrap_text(after)
+    assert back == text
+    assert (undone.before, undone.allowed) == (change.after, allowed)
 
 
-def test_only_a_backend_of_the_table_is_an_eks_section() -> None:
-    eks = yamlfile.parse("command: aws\nargs: [eks, get-token, --cluster-name, c]\n")
-    other = yamlfile.parse("command: kubelogin\nargs: [get-token]\n")
-    shim = yamlfile.parse("command: /x/eks-get-token-use-cache\nargs: ['--', aws]\n")
-    assert (wraps_eks(eks), wraps_eks(other), wraps_eks(shim)) == (True, False, False)
-    assert wrapped(shim)
+def test_a_relative_command_runs_from_the_kubeconfig_directory_after_wrap() -> None:
+    assert resolved_command("./bin/aws", "/k/config") == "/k/bin/aws"
+    assert resolved_command("bin/aws", "/k/sub/../config") == "/k/bin/aws"
+    assert resolved_command("aws", "/k/config") == "aws"  # looked up on PATH, as kubectl does
+    assert resolved_command("/usr/bin/aws", "/k/config") == "/usr/bin/aws"
+
+
+def test_a_command_changed_after_wrap_is_the_one_unwrap_gives_back() -> None:
+    after, _ = wrap_text(USER.format(command="aws", args="    args: [eks]\n", cluster_info=""))
+    edited = after.replace("[--, aws, eks]", "[--, /usr/local/bin/aws, eks]")
+    back, _ = unwrap_text(edited)
+    assert "command: /usr/local/bin/aws\n" in back
+    assert "args: [eks]\n" in back
+
+
+def test_unwrap_without_a_record_gives_back_the_command_and_args() -> None:
+    text = "name: u\nuser:\n  exec:\n    command: /opt/shim\n    args: [-v, --, aws, eks]\n"
+    back, change = unwrap_text(text)
+    assert back == "name: u\nuser:\n  exec:\n    command: aws\n    args: [eks]\n"
+    assert (change.after, change.allowed) == ("aws eks", None)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("command: aws\nargs: [eks, get-token, --cluster-name, c]\n", (True, False, False)),
+        ("command: kubelogin\nargs: [get-token]\n", (False, False, False)),
+        ("command: /x/shim\nargs: ['--', aws]\n", (False, True, True)),
+        ("command: /x/shim\nargs: [-v, --max-age, '60', --, aws]\n", (False, True, True)),
+        ("command: /x/eks-get-token-use-cache\nargs: [--, aws]\n", (False, True, True)),
+        ("command: eks-get-token-use-cache\nargs: [-c, demo]\n", (False, False, True)),
+        ("command: /x/shim\nargs: [--]\n", (False, False, True)),
+    ],
+)
+def test_the_shim_is_recognised_under_both_names_with_its_options(
+    section: str, expected: tuple[bool, bool, bool]
+) -> None:
+    node = compose(section)
+    assert (wraps_eks(node), wrapped(node), runs_shim(node)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("name: u\nuser:\n  exec:\n    command: aws\n    args: eks\n", "args are not a list"),
+        (
+            "base: &b {command: aws}\nname: u\nuser:\n  exec:\n    <<: *b\n    args: [eks]\n",
+            "comes from a YAML merge",
+        ),
+        ("name: u\nuser:\n  exec:\n    command: &c aws\n    args: [eks]\n", "anchor or tag"),
+        ("name: u\nuser:\n  exec:\n    command: |\n      aws\n    args: [eks]\n", "block scalar"),
+        ("name: u\nuser:\n  extensions: {}\n  exec:\n    command: aws\n", "not a list"),
+    ],
+)
+def test_what_cannot_be_edited_safely_is_refused_with_the_reason(text: str, reason: str) -> None:
+    with pytest.raises(Refused, match=reason):
+        wrap_text(text)
