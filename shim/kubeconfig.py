@@ -131,16 +131,21 @@ def select_users(
         chosen = []
         for name in contexts:
             if name not in first_context:
-                raise ShimError(f"context {name!r} is in none of: {', '.join(documents)}")
+                raise ShimError(
+                    f"context {name!r} is in none of: {', '.join(documents)}; nothing was changed"
+                )
             path, item = first_context[name]
             user = _context_user(item)
             if user is None:
                 raise ShimError(
-                    f"context {name!r} in {path} names no user: its `context` "
-                    "is not a mapping with a `user`"
+                    f"context {name!r} in {path} names no user: its `context` is not a "
+                    "mapping with a `user`; nothing was changed"
                 )
             if user not in first_user:
-                raise ShimError(f"context {name!r} names user {user!r}, which no file defines")
+                raise ShimError(
+                    f"context {name!r} names user {user!r}, which no file defines; "
+                    "nothing was changed"
+                )
             chosen.append((name, user))
     else:
         context_of: dict[str, str] = {}

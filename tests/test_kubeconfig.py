@@ -551,3 +551,87 @@ def test_a_kubeconfig_kubectl_wrote_itself_round_trips(shim: Shim, tmp_path: Pat
     assert kubectl_view(config)["users"][0]["user"]["exec"]["args"][:2] == ["--", "aws"]
     kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
     assert config.read_bytes() == original
+
+
+@pytest.mark.real_kubectl
+def test_a_relative_command_runs_the_same_program_after_wrap(shim: Shim, tmp_path: Path) -> None:
+    """kubectl resolves `./bin/aws` against the kubeconfig's directory; after wrap the shim
+    must run that program, not the one under kubectl's working directory."""
+    home, elsewhere = tmp_path / "kube", tmp_path / "elsewhere"
+    for directory in (home / "bin", elsewhere / "bin"):
+        directory.mkdir(parents=True)
+    (home / "bin" / "aws").write_bytes((shim.bin / "aws").read_bytes())
+    (elsewhere / "bin" / "aws").write_text("#!/bin/sh\necho the wrong aws >&2\nexit 99\n")
+    for program in (home / "bin" / "aws", elsewhere / "bin" / "aws"):
+        program.chmod(0o755)
+    with ApiServer(accepts_fake_tokens) as api:
+        config = home / "config"
+        config.write_text(kubeconfig(api, "./bin/aws", UPDATE_KUBECONFIG_ARGS))
+        original = config.read_bytes()
+
+        def kubectl_from_elsewhere() -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(
+                [kubectl_v35(), "--kubeconfig", str(config), "get", "--raw", "/version"],
+                env=shim.env, cwd=elsewhere, capture_output=True, timeout=60, check=False,
+            )  # fmt: skip
+
+        assert kubectl_from_elsewhere().returncode == 0  # the oracle: kubectl's own choice
+        kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+        wrapped = kubectl_from_elsewhere()
+        assert wrapped.returncode == 0, wrapped.stderr.decode()
+        assert b"the wrong aws" not in wrapped.stderr
+    programs = [call["argv"][0] for call in shim.calls()]
+    assert programs[-1] == str(home / "bin" / "aws")
+    assert len(programs) == 2
+    kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
+    assert config.read_bytes() == original
+
+
+def test_options_before_the_double_dash_and_the_shims_other_name_are_the_shims(
+    shim: Shim, files: list[Path]
+) -> None:
+    original = files[0].read_bytes()
+    kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(files[0]))
+    wrapped = files[0].read_text()
+    with_verbose = wrapped.replace("      - --\n", "      - -v\n      - --\n", 1)
+    assert with_verbose != wrapped  # (the README's troubleshooting step)
+    files[0].write_text(with_verbose)
+    again = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(files[0]))
+    assert again.stdout.strip() == b"nothing to wrap"
+    undone = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(files[0]))
+    assert b"changed 1 user" in undone.stdout
+    assert files[0].read_bytes() == original
+    eks_mode = original.replace(b"command: aws\n", b"command: eks-get-token-use-cache\n")
+    files[0].write_bytes(eks_mode)
+    result = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(files[0]))
+    assert result.stdout.strip() == b"nothing to wrap"  # the shim is not wrapped in itself
+    assert files[0].read_bytes() == eks_mode
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "users:\n- name: u\n  user:\n    exec:\n      command: aws\n     args: [x]\n",
+            "not valid YAML (line 6, column 6: ",
+        ),
+        ("contexts:\n- name: c\n  context: [u]\nusers: []\n", "context 'c' in "),
+        ("contexts:\n- name: c\n  context:\nusers: []\n", "context 'c' in "),
+        (
+            "x: &eks {command: aws, args: [eks, get-token, --cluster-name, c]}\n"
+            "contexts:\n- name: c\n  context: {user: u}\n"
+            "users:\n- name: u\n  user:\n    exec:\n      <<: *eks\n",
+            "cannot wrap user 'u': its `command` comes from a YAML merge (<<)",
+        ),
+    ],
+)
+def test_what_cannot_be_wrapped_is_said_clearly_and_nothing_changes(
+    shim: Shim, tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "config"
+    config.write_text(text)
+    result = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config), "--context", "c", expect=1)
+    assert message in result.stderr.decode()
+    assert b"nothing was changed" in result.stderr
+    assert config.read_text() == text
+    assert sorted(path.name for path in tmp_path.iterdir() if "config" in path.name) == ["config"]
