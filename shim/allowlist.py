@@ -14,7 +14,7 @@ from typing import Any
 
 from shim import log
 from shim.errors import ShimError
-from shim.kuberc import ALLOW_ALL, DENY_ALL, Kuberc, entry_name
+from shim.kuberc import ALLOW_ALL, ALLOWLIST, DENY_ALL, Kuberc, entry_name
 from shim.wrapping import STR, Allowed
 from shim.yamltext import Node, Refused, Source, get, is_mapping, is_sequence, text_of
 
@@ -84,3 +84,43 @@ def remove_entry(source: Source, expected: dict[int, Any], program: str) -> bool
             del expected[id(entries)][at]
             return True
     return False
+
+
+# The kubeconfig files that rely on an entry wrap added, kept beside the kuberc: wrap
+# runs for one file at a time, so only a list can say that another file still needs it.
+REGISTRY_SUFFIX = ".eks-token-shim"
+
+
+def registry_path(kuberc: str) -> str:
+    return kuberc + REGISTRY_SUFFIX
+
+
+def read_registry(kuberc: str) -> list[str] | None:
+    """The kubeconfig files whose users rely on the entry wrap added to `kuberc`; None when
+    there is no list (wrap added no entry there, or the last user was unwrapped)."""
+    try:
+        with open(registry_path(kuberc), encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise ShimError(f"cannot read {registry_path(kuberc)}: {error}") from None
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def registry_text(kuberc: str, entry: str, paths: list[str]) -> bytes:
+    header = (
+        f"# kubeconfig files whose users run {entry} through the allowlist entry\n"
+        f"# `shim kubeconfig wrap` added to {kuberc}: unwrap takes the entry out\n"
+        "# once none of them runs it.\n"
+    )
+    return (header + "".join(f"{path}\n" for path in paths)).encode()
+
+
+def relies_on_registry(policy_file: Kuberc | None) -> bool:
+    """Whether wrap added an entry to this kuberc before (its list is there)."""
+    return (
+        policy_file is not None
+        and policy_file.policy.type == ALLOWLIST
+        and read_registry(policy_file.path) is not None
+    )

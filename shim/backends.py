@@ -144,6 +144,20 @@ def recognise(argv: Sequence[str]) -> Backend | None:
     return None
 
 
+def output_hint(argv: Sequence[str]) -> str:
+    """What fixes an AWS CLI command that printed no ExecCredential because the user's
+    config sets another `output` (text, table, yaml): "" when that cannot be the cause."""
+    backend = recognise(argv)
+    if backend is None or backend.name != "aws":
+        return ""
+    if any(arg == "--output" or arg.startswith("--output=") for arg in argv):
+        return ""
+    return (
+        "an AWS CLI config with `output = text` (or table, yaml) applies to get-token too: "
+        "add `--output json` to these args in kubeconfig"
+    )
+
+
 def selection_of(argv: Sequence[str], env: Mapping[str, str]) -> Selection | None:
     """What a backend argv selects, or None when `argv` is no backend we know."""
     backend = recognise(argv)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Callable, NoReturn
 
 from shim import __version__, crash, log, store
-from shim.backends import BACKENDS
+from shim.backends import BACKENDS, output_hint
 from shim.background import FLAG
 from shim.entry import end_of_life
 from shim.errors import EXIT_INTERRUPTED, NotACredential, ShimError, Terminated, UsageError
@@ -247,6 +247,9 @@ def credential_command(argv: list[str], environ: Mapping[str, str]) -> int:
         answer = get_credential(request, api_version, force=parsed.refresh)
     except NotACredential as refused:  # kubectl reads it and decides, as without the shim
         log.warn(f"{refused.message}: passed to kubectl as it came, not cached")
+        hint = output_hint(request.command)
+        if hint:
+            log.hint(hint)
         return deliver(refused.output, request, None, False, time.time())
     return deliver(answer.credential, request, answer.found, answer.ahead, time.time())
 

@@ -16,7 +16,16 @@ from typing import Any
 
 from shim import LAUNCHERS, allowlist, kuberc, log, yamlfile
 from shim.errors import ShimError
-from shim.wrapping import Change, Wrap, exec_section, find_record, runs_shim, wrapped, wraps_eks
+from shim.wrapping import (
+    Allowed,
+    Change,
+    Wrap,
+    exec_section,
+    find_record,
+    runs_shim,
+    wrapped,
+    wraps_eks,
+)
 from shim.yamltext import Node, Refused, Source, YamlError, get, is_mapping, is_sequence, meaning
 from shim.yamltext import text_of as text
 
@@ -85,12 +94,14 @@ class Plan:
     users: list[UserChange] = field(default_factory=list)
     allowlist: list[AllowlistChange] = field(default_factory=list)
     documents: dict[str, Document] = field(default_factory=dict)
+    lists: list[yamlfile.Write] = field(default_factory=list)  # shim.allowlist's registries
 
     def writes(self) -> list[yamlfile.Write]:
-        return [
+        edited = [
             yamlfile.Write(path, document.before, document.after())
             for path, document in self.documents.items()
         ]
+        return edited + self.lists
 
 
 def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[str]:
@@ -200,6 +211,9 @@ def wrap(paths: list[str], contexts: list[str], environ: Mapping[str, str]) -> P
     sections = [exec_section(user_item) for _, _, user_item in selected]
     commands = [text(get(s, "command")) for s in sections if s is not None and not runs_shim(s)]
     allowed = allowlist.entry_to_add(policy_file, commands, shim, environ)
+    adds = allowed is not None
+    if policy_file is not None and not adds and allowlist.relies_on_registry(policy_file):
+        allowed = Allowed(policy_file.path, shim)  # the entry an earlier wrap added
     plan = Plan("wrap")
     done: set[int] = set()  # exec sections shared through YAML aliases are edited once
     for path, context, user_item in selected:
@@ -217,11 +231,34 @@ def wrap(paths: list[str], contexts: list[str], environ: Mapping[str, str]) -> P
         plan.users.append(UserChange(path, context, name, change))
         plan.documents[path] = document
     if allowed is not None and policy_file is not None and plan.users:
-        document = Document.load(policy_file.path)
-        allowlist.add_entry(document.source, document.expected, shim)
-        plan.allowlist.append(AllowlistChange(policy_file.path, shim, added=True))
-        plan.documents[policy_file.path] = document
+        if adds:
+            document = Document.load(policy_file.path)
+            allowlist.add_entry(document.source, document.expected, shim)
+            plan.allowlist.append(AllowlistChange(policy_file.path, shim, added=True))
+            plan.documents[policy_file.path] = document
+        listed = allowlist.read_registry(policy_file.path) or []
+        relying = [os.path.abspath(user.path) for user in plan.users]
+        _update_registry(plan, policy_file.path, shim, listed, [*listed, *relying])
     return plan
+
+
+def _update_registry(
+    plan: Plan, kuberc_path: str, entry: str, listed: list[str], paths: list[str]
+) -> None:
+    """Put writing the list of files that rely on the entry into the plan (none: remove it)."""
+    registry = allowlist.registry_path(kuberc_path)
+    unique = list(dict.fromkeys(paths))
+    if unique == listed:
+        return
+    try:
+        with open(registry, "rb") as file:
+            before = file.read()
+    except FileNotFoundError:
+        before = None
+    except OSError as error:
+        raise ShimError(f"cannot read {registry}: {error.strerror or error}") from None
+    after = allowlist.registry_text(kuberc_path, entry, unique) if unique else None
+    plan.lists.append(yamlfile.Write(registry, before, after, like=kuberc_path, backup=False))
 
 
 def unwrap(paths: list[str], contexts: list[str]) -> Plan:
@@ -245,22 +282,43 @@ def unwrap(paths: list[str], contexts: list[str]) -> Plan:
             raise _refused("unwrap", path, name, refused) from None
         plan.users.append(UserChange(path, context, name, change))
         plan.documents[path] = document
-    still = [item for _, _, item in select_users(documents, [], undo=True)]
-    if [item for item in still if id(exec_section(item)) not in done]:
-        return plan  # users still run the shim: kubectl must keep allowing it
+    # Whether each file of this run still has a user that runs the shim, by absolute path.
+    running = {os.path.abspath(path): False for path in paths}
+    for path, _, item in select_users(documents, [], undo=True):
+        if id(exec_section(item)) not in done:
+            running[os.path.abspath(path)] = True
     added = {
         (user.change.allowed.kuberc, user.change.allowed.entry)
         for user in plan.users
         if user.change.allowed is not None
     }
-    for path, entry in sorted(added):
-        if kuberc.load_kuberc(path) is None:
-            continue
-        document = Document.load(path)
+    for kuberc_path, entry in sorted(added):
+        # Every file that relied on the entry, as it is now: it stays while one runs the shim.
+        listed = allowlist.read_registry(kuberc_path) or []
+        candidates = [*listed, *(path for path, runs in running.items() if runs)]
+        needing = [
+            path
+            for path in dict.fromkeys(candidates)
+            if (running[path] if path in running else _runs_shim(path))
+        ]
+        _update_registry(plan, kuberc_path, entry, listed, needing)
+        if needing or kuberc.load_kuberc(kuberc_path) is None:
+            continue  # users still run the shim: kubectl must keep allowing it
+        document = Document.load(kuberc_path)
         if allowlist.remove_entry(document.source, document.expected, entry):
-            plan.allowlist.append(AllowlistChange(path, entry, added=False))
-            plan.documents[path] = document
+            plan.allowlist.append(AllowlistChange(kuberc_path, entry, added=False))
+            plan.documents[kuberc_path] = document
     return plan
+
+
+def _runs_shim(path: str) -> bool:
+    """Whether a kubeconfig this run does not edit still has a user that runs the shim
+    (a file that is gone or does not parse has none)."""
+    try:
+        document = Document.load(path)
+    except ShimError:
+        return False
+    return bool(select_users({path: document}, [], undo=True))
 
 
 def _record_for(document: Document, section: Node) -> tuple[Node, Node, int] | None:

@@ -98,19 +98,24 @@ def kubectl_locks(paths: Sequence[str]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Write:
-    """One file of an edit: its path (as given), its bytes before, its bytes after."""
+    """One file of an edit: its path (as given), its bytes before and after (None: the
+    file is not there before, or not after). A new file takes the owner, group and mode
+    of the file `like`; `backup=False` keeps no backup of it."""
 
     path: str
-    before: bytes
-    after: bytes
+    before: bytes | None
+    after: bytes | None
+    like: str | None = None
+    backup: bool = True
 
 
-def check_writable(path: str) -> os.stat_result:
-    """The stat of the file behind `path`; a ShimError when kubectl could not write it or
-    an atomic replace could not keep its owner and group."""
+def check_writable(write: Write) -> os.stat_result:
+    """The stat whose owner, group and mode the written file gets; a ShimError when kubectl
+    could not write it or an atomic replace could not keep its owner and group."""
+    path = write.path
     target = os.path.realpath(path)
-    st = os.stat(target)
-    if not os.access(target, os.W_OK):
+    st = os.stat(target if write.before is not None else write.like or os.path.dirname(target))
+    if write.before is not None and not os.access(target, os.W_OK):
         raise ShimError(f"{path} is read-only (or immutable); nothing was changed")
     directory = os.path.dirname(target)
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -134,14 +139,15 @@ def commit(writes: Sequence[Write], backup: bool) -> None:
     """Write every file, or none: checked first, then replaced one by one (following a
     symlink), signals held; a failed write puts the files already written back. With
     `backup`, a file's bytes before its first edit are kept in `<file>.eks-token-shim.bak`."""
-    stats = [check_writable(write.path) for write in writes]
+    stats = [check_writable(write) for write in writes]
     held = _hold_signals()
-    done: list[tuple[str, bytes, os.stat_result]] = []
+    done: list[tuple[str, bytes | None, os.stat_result]] = []
     backups: list[str] = []  # made by this edit: gone again if it fails
     try:
         for write, st in zip(writes, stats):
             target = os.path.realpath(write.path)
-            if backup and not os.path.lexists(target + BACKUP_SUFFIX):
+            keep = backup and write.backup and write.before is not None
+            if keep and write.before is not None and not os.path.lexists(target + BACKUP_SUFFIX):
                 _replace(target + BACKUP_SUFFIX, write.before, st)
                 backups.append(target + BACKUP_SUFFIX)
             _replace(target, write.after, st)
@@ -167,7 +173,11 @@ def commit(writes: Sequence[Write], backup: bool) -> None:
         _release_signals(held)
 
 
-def _replace(path: str, data: bytes, st: os.stat_result) -> None:
+def _replace(path: str, data: bytes | None, st: os.stat_result) -> None:
+    """`path` with `data` (None: no file there)."""
+    if data is None:
+        unlink(path)
+        return
     owner = (st.st_uid, st.st_gid) if hasattr(os, "fchown") else None
     replace_file(path, data, st.st_mode & 0o7777, durable=True, owner=owner)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from helpers import (
     ALLOWLIST,
     HEADER,
     UPDATE_KUBECONFIG_ARGS,
+    Mount,
     Shim,
     accepts_fake_tokens,
     kubectl,
@@ -635,3 +638,136 @@ def test_what_cannot_be_wrapped_is_said_clearly_and_nothing_changes(
     assert b"nothing was changed" in result.stderr
     assert config.read_text() == text
     assert sorted(path.name for path in tmp_path.iterdir() if "config" in path.name) == ["config"]
+
+
+# -- An edit is all or nothing, keeps the file's owner, and honours kubectl's lock.
+
+
+def root_only(reason: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: {reason}")
+
+
+@pytest.fixture
+def allowlisted(shim: Shim, tmp_path: Path, private_home: Path) -> tuple[Path, Path]:
+    """A kubeconfig whose wrap must add the shim to kubectl's allowlist: (kubeconfig, kuberc)."""
+    config = tmp_path / "config"
+    config.write_text(UPDATE_KUBECONFIG.format(ca="LS0t", server="https://eks.example"))
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    (shim.bin / "aws").chmod(0o755)
+    return config, kuberc
+
+
+def unchanged(*paths: Path) -> Callable[[], bool]:
+    before = {path: path.read_bytes() for path in paths}
+    listing = {path.parent: sorted(path.parent.iterdir()) for path in paths}
+    return lambda: (
+        all(path.read_bytes() == data for path, data in before.items())
+        and all(sorted(directory.iterdir()) == entries for directory, entries in listing.items())
+    )
+
+
+@pytest.mark.parametrize("fault", ["read-only file system", "disk full"])
+def test_a_kuberc_that_cannot_be_written_leaves_the_kubeconfig_as_it_was(
+    shim: Shim, allowlisted: tuple[Path, Path], tmpfs: Mount, fault: str
+) -> None:
+    root_only("mounts a file system")
+    config, home_kuberc = allowlisted
+    mount = tmpfs("size=64k")
+    kuberc = mount / "kuberc"
+    kuberc.write_bytes(home_kuberc.read_bytes())
+    if fault == "read-only file system":
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+    else:  # filled up: the kubeconfig (elsewhere) is written first, then the kuberc fails
+        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"x" * 4096)
+    same = unchanged(config)
+    result = shim.run(
+        "kubeconfig", "wrap", "--kubeconfig", str(config), KUBERC=str(kuberc), expect=1
+    )
+    error = result.stderr.decode()
+    assert str(kuberc) in error
+    assert error.rstrip().endswith("nothing was changed")
+    assert same()
+    assert not (config.parent / "config.lock").exists()
+
+
+def test_a_second_kubeconfig_that_cannot_be_written_stops_the_first(
+    shim: Shim, files: list[Path]
+) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(files[1])], check=True)  # (root writes 0444)
+    else:
+        files[1].chmod(0o444)
+    try:
+        same = unchanged(*files)
+        result = kubeconfig_cmd(shim, "wrap", expect=1)
+        assert f"{files[1]} is read-only (or immutable); nothing was changed" in (
+            result.stderr.decode()
+        )
+        assert b"wrap:" not in result.stdout  # nothing said done
+        assert same()
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(files[1])], check=True)
+
+
+def test_the_owner_group_and_mode_are_kept(shim: Shim, files: list[Path]) -> None:
+    root_only("gives the file to another user, as `sudo shim kubeconfig wrap` meets it")
+    os.chown(files[0], 65534, 65534)
+    files[0].chmod(0o640)
+    kubeconfig_cmd(shim, "wrap")
+    for path in (files[0], files[0].with_name(files[0].name + ".eks-token-shim.bak")):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o640)
+
+
+@pytest.mark.real_kubectl
+def test_no_edit_of_a_racing_kubectl_is_lost(shim: Shim, files: list[Path]) -> None:
+    """kubectl takes `<file>.lock` to edit a kubeconfig and fails while another holds it:
+    with the shim holding the same lock from its read to its write, every kubectl edit
+    either fails, saying so, or is in the file at the end."""
+    env = dict(shim.env, KUBECONFIG=str(files[0]))
+    kubectl = kubectl_v35()
+    editors = []
+    for round_ in range(15):
+        edit = subprocess.Popen(
+            [kubectl, "config", "set-context", f"race-{round_}", "--cluster", "c"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        kubeconfig_cmd(shim, "wrap" if round_ % 2 == 0 else "unwrap", "--kubeconfig", str(files[0]))
+        editors.append((round_, edit, edit.communicate(timeout=60)[1]))
+    text = files[0].read_text()
+    for round_, edit, stderr in editors:
+        if edit.returncode == 0:
+            assert f"name: race-{round_}" in text, f"kubectl's edit {round_} was lost"
+        else:
+            assert b".lock" in stderr, stderr.decode()
+    assert any(edit.returncode == 0 for _, edit, _ in editors)
+
+
+@pytest.mark.real_kubectl
+def test_an_allowlist_entry_stays_while_any_kubeconfig_needs_it(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    original_kuberc = kuberc.read_bytes()
+    registry = Path(f"{kuberc}.eks-token-shim")
+    with ApiServer(accepts_fake_tokens) as api:
+        first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+        for config in (first, second):
+            config.write_text(kubeconfig(api, "aws", UPDATE_KUBECONFIG_ARGS))
+        shim.run("kubeconfig", "wrap", "--kubeconfig", str(first))
+        second_wrap = shim.run("kubeconfig", "wrap", "--kubeconfig", str(second))
+        assert b"allow:" not in second_wrap.stdout  # the entry is there already
+        assert registry.read_text().splitlines()[-2:] == [str(first), str(second)]
+        unwrapped = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(first))
+        assert b"disallow" not in unwrapped.stdout
+        result = kubectl(shim, second)  # the oracle: kubectl still runs b's shim
+        assert result.returncode == 0, result.stderr.decode()
+        assert registry.read_text().splitlines()[-1] == str(second)
+        last = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(second))
+        assert f"disallow: {kuberc}".encode() in last.stdout
+    assert kuberc.read_bytes() == original_kuberc
+    assert not registry.exists()

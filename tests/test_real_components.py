@@ -133,3 +133,20 @@ def test_a_config_output_format_does_not_break_eks_mode(
     )
     assert result.returncode == 0, result.stderr.decode()
     assert is_signed_eks_token(token_of(result.stdout))
+
+
+@pytest.mark.real_aws
+def test_an_aws_config_with_output_text_gets_the_hint_that_fixes_it(
+    aws_env: dict[str, str], private_home: Path
+) -> None:
+    (private_home / ".aws" / "config").write_text("[default]\nregion = us-east-1\noutput = text\n")
+    argv = [*shim_argv(), "--", "aws", "eks", "get-token", "--cluster-name", "demo"]
+    text = subprocess.run(argv, env=aws_env, capture_output=True, timeout=60, check=False)
+    assert text.returncode == 0  # passed on, as the AWS CLI printed it: kubectl decides
+    assert b"ExecCredential" in text.stdout
+    assert not text.stdout.startswith(b"{")
+    assert b"add `--output json` to these args in kubeconfig" in text.stderr
+    fixed = subprocess.run([*argv, "--output", "json"], env=aws_env, capture_output=True,
+                           timeout=60, check=True)  # fmt: skip
+    assert is_signed_eks_token(token_of(fixed.stdout))
+    assert b"--output json" not in fixed.stderr
