@@ -41,17 +41,19 @@ FLAG = b"--background-refresh"
 
 
 def background_children(shim: Shim) -> list[int]:
-    """The detached refreshes this test's shims started and that still run."""
-    pids = []
+    """The detached refreshes this test's shims started and that still run (not a process
+    a refresh is starting, seen between its fork and its exec with the same command line)."""
+    parents = {}
     for proc in Path("/proc").iterdir():
         try:
             cmdline = (proc / "cmdline").read_bytes()
             environ = (proc / "environ").read_bytes()
+            stat = (proc / "stat").read_text()
         except OSError:
             continue
         if FLAG in cmdline and str(shim.log).encode() in environ:
-            pids.append(int(proc.name))
-    return pids
+            parents[int(proc.name)] = int(stat.rpartition(")")[2].split()[1])
+    return [pid for pid, parent in parents.items() if parent not in parents]
 
 
 def wait_for(condition: Callable[[], object], what: str, limit: float = 60) -> None:
