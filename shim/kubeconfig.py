@@ -1,8 +1,10 @@
 """`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out.
 
 Which files and users (as kubectl merges $KUBECONFIG), and the plan of an edit: every
-user's change and every allowlist entry, decided before anything is written. Nothing
-is written unless every file parses; shim.yamlfile writes, and the command prints.
+user's change, every allowlist entry and the list of files that rely on it, decided
+before anything is written (shim.wrapping splices each exec section, shim.yamltext
+checks what each file then means). Nothing is written unless every file parses and
+every edit is sure; shim.yamlfile writes, all or nothing, and the command prints.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_a_crash_before_the_options_are_read_is_logged_where_the_environment_say
     if when == "before the options":
         _crash_in(monkeypatch, cli, "split_command")
     else:
-        _crash_in(monkeypatch, kubeconfig, "plan_edit")
+        _crash_in(monkeypatch, kubeconfig, "edit")
     shim.as_this_process(monkeypatch)
     cache_dir = shim.cache_dir
     if where == "EKS_SHIM_CACHE_DIR":
