@@ -113,7 +113,7 @@ def _read(path: str) -> bytes | None:
 
 def load(text: bytes, path: str) -> Any:
     """The kuberc document (round-trip nodes, so that wrap can edit it in place)."""
-    from shim.yamlfile import YamlError, parse
+    from shim.yamltext import YamlError, parse
 
     try:
         document = parse(text)

@@ -23,34 +23,10 @@ from typing import Any
 
 from shim.errors import ShimError
 from shim.files import replace_file, unlink
-from shim.yamltext import YamlError as YamlError  # (kuberc reads it from here)
 
 BACKUP_SUFFIX = ".eks-token-shim.bak"
 LOCK_SUFFIX = ".lock"  # client-go's clientcmd lockFile
 LOCK_WAIT = 5.0  # seconds: kubectl holds its lock for one write
-
-
-def round_trip_yaml() -> Any:
-    """ruamel.yaml in round-trip mode, as kubectl reads: a repeated key is no error."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.allow_duplicate_keys = True
-    return yaml
-
-
-def parse(text: str | bytes) -> Any:
-    """The document in `text` as round-trip nodes (None for an empty one); YamlError when
-    it is not YAML."""
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        return round_trip_yaml().load(text)
-    except YAMLError as error:  # the base of all of ruamel.yaml's errors
-        message = str(error).strip()
-        raise YamlError(message.splitlines()[0] if message else "") from None
-    except RecursionError:  # the parser recurses into nested collections
-        raise YamlError("nested too deeply") from None
 
 
 def read(path: str) -> bytes:

@@ -12,8 +12,10 @@ repeated keys). ruamel.yaml is imported only here and in shim.yamlfile.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from shim.errors import ShimError
@@ -42,29 +44,43 @@ class Refused(ShimError):
     """An edit that the text cannot take without changing more than it should."""
 
 
-def _composer() -> Any:
-    from ruamel.yaml import YAML
-
-    return YAML()
-
-
-def compose(text: str) -> Node:  # (None for an empty document)
-    """The node tree of the one document in `text` (None when it is empty); YamlError
-    with the parser's line, column and reason when it is not YAML."""
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """ruamel.yaml's errors (all subclass YAMLError) as one YamlError that says where
+    (line and column) and what."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return _composer().compose(text)
+        yield
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = error.problem or error.context or "not YAML"
         raise YamlError(f"{where}{problem}") from None
-    except YAMLError as error:  # the base of all of ruamel.yaml's errors
+    except YAMLError as error:
         message = str(error).strip()
         raise YamlError(message.splitlines()[0] if message else "not YAML") from None
-    except RecursionError:  # the composer recurses into nested collections
+    except RecursionError:  # the parser recurses into nested collections
         raise YamlError("nested too deeply") from None
+
+
+def compose(text: str) -> Node:  # (None for an empty document)
+    """The node tree of the one document in `text`; YamlError when it is not YAML."""
+    from ruamel.yaml import YAML
+
+    with _reading():
+        return YAML().compose(text)
+
+
+def parse(text: str | bytes) -> Any:
+    """The document in `text` as ruamel.yaml's round-trip data (None for an empty one),
+    a repeated key accepted as kubectl accepts it; YamlError when it is not YAML."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.allow_duplicate_keys = True
+    with _reading():
+        return yaml.load(text)
 
 
 def is_mapping(node: Node) -> bool:
@@ -226,7 +242,11 @@ class Source:
             after = meaning(compose(text))
         except YamlError as error:
             raise Refused(f"the edit would not parse ({error.reason})") from None
-        if after != expected:
+        try:
+            same = after == expected
+        except RecursionError:  # an alias inside its own anchor, which kubectl refuses too
+            raise Refused("the document contains itself (a YAML alias inside its anchor)") from None
+        if not same:
             raise Refused("the edit would change more than the exec section")
         return ((BOM if self.bom else "") + text).encode("utf-8")
 

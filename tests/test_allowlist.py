@@ -12,8 +12,7 @@ from shim import allowlist
 from shim.errors import ShimError
 from shim.kuberc import Kuberc, policy_of
 from shim.wrapping import Allowed
-from shim.yamlfile import parse
-from shim.yamltext import Source, meaning
+from shim.yamltext import Source, meaning, parse
 
 
 def policy(tmp_path: Path, body: str) -> Kuberc:

@@ -225,7 +225,7 @@ def test_the_refusal_names_the_entry_that_would_allow_the_command(
         (ALLOWLIST + "- other: aws\n", ": allowlist entry '' is empty or not a normalized path"),
         (
             "credentialPluginPolicy: [unclosed\n",
-            " is not valid YAML (while parsing a flow sequence)",
+            " is not valid YAML (line 4, column 1: expected ',' or ']', but got '<stream end>')",
         ),
         ("- credentialPluginPolicy: DenyAll\n", " is not a mapping"),  # (no header: a list)
     ],

@@ -15,10 +15,6 @@ from shim import yamlfile
 from shim.errors import ShimError
 
 
-def test_a_repeated_key_is_read_as_kubectl_reads_it() -> None:
-    assert yamlfile.parse("credentialPluginPolicy: DenyAll\ncredentialPluginPolicy: AllowAll\n")
-
-
 def test_the_lock_is_kubectls_and_is_gone_after(tmp_path: Path) -> None:
     config = tmp_path / "config"
     with yamlfile.kubectl_locks([str(config)]):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shim.yamltext import Refused, Source, YamlError, compose, get, meaning
+from shim.yamltext import Refused, Source, YamlError, compose, get, meaning, parse
 
 
 def source(text: str) -> Source:
@@ -59,6 +59,7 @@ def test_what_is_not_yaml_says_where_and_what(data: bytes, reason: str) -> None:
 def test_a_repeated_key_is_no_error() -> None:
     src = source("a: 1\na: 2\n")
     assert get(src.root, "a").value == "2"
+    assert parse("credentialPluginPolicy: DenyAll\ncredentialPluginPolicy: AllowAll\n")
 
 
 @pytest.mark.parametrize(
@@ -160,3 +161,12 @@ def test_overlapping_splices_are_refused() -> None:
     src.splice(0, 2, "")
     with pytest.raises(Refused):
         src.splice(1, 3, "")
+
+
+def test_a_document_that_contains_itself_is_refused_not_a_crash() -> None:
+    src = source("x: &a [*a]\ny: 1\n")
+    seen, _ = expected_of(src)
+    src.replace(get(src.root, "y"), "2")
+    seen[id(src.root)]["y"] = ("tag:yaml.org,2002:int", "2")
+    with pytest.raises(Refused, match="contains itself"):
+        src.result(seen[id(src.root)])
