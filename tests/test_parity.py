@@ -392,11 +392,15 @@ def test_a_token_revoked_behind_a_proxy_is_replaced_as_without_the_shim(
 # same with and without the shim.
 SLOW_PLUGIN = r"""#!/bin/sh
 [ "$PARITY_TRAP" ] && trap '' INT
+# PARITY_HOLD: run on until SIGUSR1 (the test sends it once the job is continued). The
+# sleep is started before the plugin says it runs: a Ctrl-Z that caught the shell in the
+# vfork of a later command would stop the child before its exec and leave the shell in
+# the kernel (state D), never stopped, whoever runs the plugin.
+[ "$PARITY_HOLD" ] && { sleep 60 & held=$!; trap 'kill $held' USR1; }
 echo $$ > "$PARITY_STARTED.tmp" && mv "$PARITY_STARTED.tmp" "$PARITY_STARTED"
 code=slow
 if [ "$PARITY_PROMPT" ]; then printf 'Enter MFA code: ' >&2; read -r code
-elif [ "$PARITY_GATE" ]; then  # until the test opens the gate (a minute at most)
-  n=0; while [ ! -e "$PARITY_GATE" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+elif [ "$PARITY_HOLD" ]; then wait $held
 else sleep "$PARITY_SLEEP"; fi
 echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",'\
 '"status":{"token":"parity-'"$code"'","expirationTimestamp":"2099-01-01T00:00:00Z"}}'
@@ -491,10 +495,9 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
     kubectl = kubectl_v35()
     started = tmp_path / "started"
     env = {**os.environ, "HOME": str(private_home), "PARITY_STARTED": str(started)}
-    gate = tmp_path / "gate"
     env.update(PARITY_SLEEP="20")
     if keys.startswith("Ctrl-Z"):  # the plugin runs on until the job is continued
-        env["PARITY_GATE"] = str(gate)  # (a loaded machine may take seconds to stop it)
+        env["PARITY_HOLD"] = "1"  # (a loaded machine may take seconds to stop it)
     if "ignoring" in keys:
         env["PARITY_TRAP"] = "1"
     if "MFA" in keys:
@@ -502,7 +505,6 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
 
     def job(config: Path) -> list[str]:
         started.unlink(missing_ok=True)
-        gate.unlink(missing_ok=True)
         report = tmp_path / "report"
         report.unlink(missing_ok=True)
         command = [kubectl, "--kubeconfig", str(config), "get", "--raw", "/version"]
@@ -518,7 +520,8 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
                     output += os.read(terminal, 4096)
                 until(lambda: is_stopped(plugin), f"the plugin to be stopped with {config.name}")
                 os.write(terminal, b"fg\n")
-                gate.touch()
+                until(lambda: not is_stopped(plugin), "the plugin to be continued")
+                os.kill(plugin, signal.SIGUSR1)
             elif "MFA" in keys:
                 if interactive != "Never":
                     while b"Enter MFA code" not in output:

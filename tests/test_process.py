@@ -319,11 +319,26 @@ with process.start(["sleep", "2"], dict(os.environ)) as backend:
 """
 
 
-def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too() -> None:
+# A Ctrl-Z that stopped kubectl while the shim spawned from a group of its own: seen
+# after the spawn (the shim's parent stopped), it stops the shim and the backend.
+CTRL_Z_WHILE_APART = """
+import os
+from shim import process
+from shim.deadline import Deadline
+seen = iter([True])
+process.caller_stopped = lambda: next(seen, False)
+with process.start(["sleep", "2"], dict(os.environ)) as backend:
+    backend.finish(Deadline(60))
+"""
+
+
+@pytest.mark.parametrize("script", [CTRL_Z_WHILE_STARTING, CTRL_Z_WHILE_APART])
+def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too(script: str) -> None:
     """Held until the backend's pid is known: without that, SIGTSTP's default stops us
     at once, and the backend runs on while the job looks stopped."""
     shim = subprocess.Popen(
-        [sys.executable, "-c", CTRL_Z_WHILE_STARTING],
+        [sys.executable, "-c", script],
+        stdin=subprocess.DEVNULL,
         preexec_fn=os.setpgrp,  # a job of its own: in an orphaned group, SIGTSTP is dropped
     )
     try:
@@ -332,7 +347,12 @@ def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too() -> None:
             assert time.monotonic() < deadline, "the shim never stopped"
             time.sleep(0.01)
         children = Path(f"/proc/{shim.pid}/task/{shim.pid}/children").read_text().split()
-        assert children  # the backend (and its watchdog)
+        # The backend; not its watchdog, which never stops (a stop before its exec would
+        # hold the shim's spawn for good).
+        children = [
+            c for c in children if b"goodbye" not in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        assert children
         while any(process_state(int(child)) not in ("T", "") for child in children):
             assert time.monotonic() < deadline, "the backend runs on while the shim is stopped"
             time.sleep(0.01)
@@ -341,6 +361,45 @@ def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too() -> None:
     finally:
         shim.kill()
         shim.wait()
+
+
+BORN_APART = """
+import os
+from shim import process
+from shim.deadline import Deadline
+caller, groups, real_spawn = os.getpgrp(), [], os.posix_spawnp
+def spawn(*args, **kwargs):
+    groups.append(os.getpgrp())
+    return real_spawn(*args, **kwargs)
+os.posix_spawnp = spawn
+with process.start(["sleep", "0.5"], dict(os.environ)) as backend:
+    me, found = os.getpid(), []
+    while not found:  # (a child's command line reads empty for an instant in its exec)
+        children = open(f"/proc/{me}/task/{me}/children").read().split()
+        found = [c for c in children if b"goodbye" in open(f"/proc/{c}/cmdline", "rb").read()]
+    (watchdog,) = found
+    status = open(f"/proc/{watchdog}/status").read().splitlines()
+    blocked = int(next(line for line in status if line.startswith("SigBlk:")).split()[1], 16)
+    backend.finish(Deadline(60))
+print(groups[0] != caller, os.getpgrp() == caller, blocked)
+"""
+
+
+def test_no_ctrl_z_can_catch_a_child_between_its_vfork_and_its_exec() -> None:
+    """posix_spawn's child is born in the spawner's group; a Ctrl-Z for that group before
+    it moves to its own would stop it before its exec, where `fg` never reaches it, and
+    hold the shim in the kernel for good (seen under load: the job never continued).
+    The backend is spawned from a group of the shim's own, then the shim goes back; the
+    watchdog, spawned from the job's group, runs with the stop signals held."""
+    done = subprocess.run(
+        [sys.executable, "-c", BORN_APART],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=HANG_GUARD, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    apart, back, blocked = done.stdout.split()
+    assert (apart, back) == (b"True", b"True")
+    for signum in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+        assert int(blocked) & (1 << (signum - 1))
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_a_failed_write_puts_the_files_written_before_it_back(tmp_path: Path) ->
 
 
 def test_ctrl_c_while_the_files_are_written_comes_after_the_last(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.write_bytes(b"one")
@@ -139,6 +139,10 @@ def test_ctrl_c_while_the_files_are_written_comes_after_the_last(
         replace(target, data, st)
 
     monkeypatch.setattr(yamlfile, "_replace", interrupted)
+    # Ctrl-C as a terminal delivers it (a suite started in the background of a shell
+    # without job control inherits SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     writes = [
         yamlfile.Write(str(first), b"one", b"two"),
         yamlfile.Write(str(second), b"one", b"two"),
