@@ -43,7 +43,7 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shim import log
 from shim.deadline import Deadline
@@ -54,9 +54,6 @@ from shim.errors import (
     Terminated,
     not_found,
 )
-
-if TYPE_CHECKING:  # (collections.abc costs a miss ~1 ms: annotations only)
-    from collections.abc import Iterator
 
 _READ_SIZE = 65536
 # A credential is kilobytes (a client certificate chain, tens of them): a backend that
@@ -148,19 +145,18 @@ class BackendProcess:
         err_read, err_write = os.pipe()
         terminal = _our_terminal()
         try:
-            with _born_apart():
-                self.pid = os.posix_spawnp(
-                    self.argv[0],
-                    self.argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, write_end, 1),
-                        (os.POSIX_SPAWN_DUP2, err_write, 2),
-                    ],
-                    setpgroup=0,
-                    setsigmask=child_mask,
-                    setsigdef=_defaults_for_the_backend(),
-                )
+            self.pid = os.posix_spawnp(
+                self.argv[0],
+                self.argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, write_end, 1),
+                    (os.POSIX_SPAWN_DUP2, err_write, 2),
+                ],
+                setpgroup=0,
+                setsigmask=child_mask,
+                setsigdef=_defaults_for_the_backend(),
+            )
         except OSError as error:
             os.close(read_end)
             os.close(err_read)
@@ -170,8 +166,7 @@ class BackendProcess:
             os.close(err_write)
         self._stdout, self._stderr = read_end, err_read
         self._pgid = self.pid
-        missed_stop = caller_stopped()
-        if terminal and not missed_stop:
+        if terminal:
             self._terminal = _hand_terminal(self.pid)
         if self._terminal:
             self._join(self.pid)
@@ -179,8 +174,6 @@ class BackendProcess:
             self._watchdog = _start_watchdog(self.pid, child_mask)
         with contextlib.suppress(ValueError):  # (not the main thread: no job control)
             self._handlers[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._stop)
-            if missed_stop:  # a Ctrl-Z for our job came while we were apart: as if we had it
-                os.kill(os.getpid(), signal.SIGTSTP)  # (held: it arrives once we let go)
 
     def _join(self, group: int) -> None:
         """Move into the backend's group (it may be gone already: then we stay)."""
@@ -381,40 +374,6 @@ def _hand_terminal(pgid: int) -> bool:
 # The watchdog: reads a line from us; if it gets the end of the pipe instead, we died
 # without saying goodbye, and it kills its process group: the backend's.
 _WATCHDOG = ["/bin/sh", "-c", "read -r goodbye || kill -KILL 0"]
-
-
-@contextlib.contextmanager
-def _born_apart() -> Iterator[None]:
-    """Spawn the backend from a process group of our own. posix_spawn's child (a vfork) is
-    born in our group and moves to its own only then: a Ctrl-Z the terminal sends our
-    caller's group in between would wait in the child, every signal held, and stop it
-    once it lets them go, before its exec: out of reach of `fg`, and with us stuck in
-    the kernel until it execs, a job that hangs for good. From a group of our own no
-    such signal comes; one that stopped our caller meanwhile is seen afterwards
-    (`caller_stopped`). Where we lead our group already (a shell started us, not
-    kubectl), we stay, and that instant stays a risk."""
-    caller = os.getpgrp()
-    try:
-        os.setpgid(0, 0)
-    except OSError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):  # (our caller's group is gone: we stay apart)
-            os.setpgid(0, caller)
-
-
-def caller_stopped() -> bool:
-    """Whether the process that started us (kubectl) is stopped: a Ctrl-Z that came while
-    we were apart. Linux (/proc); elsewhere False: the backend then runs on while the
-    job is stopped, which is harmless."""
-    try:
-        with open(f"/proc/{os.getppid()}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[0] == b"T"
-    except (OSError, IndexError):
-        return False
 
 
 def _start_watchdog(pgid: int, mask: Any) -> tuple[int, int]:
