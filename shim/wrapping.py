@@ -36,6 +36,7 @@ from shim.yamltext import (
     is_scalar,
     is_sequence,
     meaning,
+    own_entry,
     text_of,
 )
 
@@ -116,10 +117,7 @@ def resolved_command(command: str, kubeconfig: str) -> str:
 def _own_value(mapping: Node, key: str) -> tuple[Node, Node] | None:
     """The mapping's own entry for `key` (the last when repeated); Refused when the key
     comes only through a `<<` merge (the text to edit is another mapping's)."""
-    found = None
-    for pair in entries(mapping):
-        if is_scalar(pair[0]) and pair[0].value == key:
-            found = pair
+    found = own_entry(mapping, key)
     if found is None and get(mapping, key) is not None:
         raise Refused(f"its `{key}` comes from a YAML merge (<<)")
     return found

@@ -104,7 +104,8 @@ def entries(mapping: Node) -> list[tuple[Node, Node]]:
     return list(mapping.value) if is_mapping(mapping) else []
 
 
-def _own(mapping: Node, key: str) -> tuple[Node, Node] | None:
+def own_entry(mapping: Node, key: str) -> tuple[Node, Node] | None:
+    """The mapping's own (key, value) for `key`, not merged in; None when it has none."""
     found = None
     for pair in entries(mapping):
         if is_scalar(pair[0]) and pair[0].value == key:
@@ -115,7 +116,7 @@ def _own(mapping: Node, key: str) -> tuple[Node, Node] | None:
 def get(mapping: Node, key: str) -> Node:  # (None when absent)
     """The value of `key` as kubectl reads it: the mapping's own (the last when repeated),
     else from the mappings merged in with `<<`, the first that has it."""
-    own = _own(mapping, key)
+    own = own_entry(mapping, key)
     if own is not None:
         return own[1]
     for merged in _merged(mapping):
@@ -126,7 +127,7 @@ def get(mapping: Node, key: str) -> Node:  # (None when absent)
 
 
 def _merged(mapping: Node) -> list[Node]:
-    pair = _own(mapping, MERGE)
+    pair = own_entry(mapping, MERGE)
     if pair is None:
         return []
     value = pair[1]
