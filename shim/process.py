@@ -362,12 +362,16 @@ def _hand_terminal(pgid: int) -> bool:
     previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         os.tcsetpgrp(0, pgid)
-        if pgid != os.getpgrp():
-            os.killpg(pgid, signal.SIGCONT)
     except OSError:
         return False
     finally:
         signal.signal(signal.SIGTTOU, previous)
+    if pgid != os.getpgrp():
+        # A backend that has exited already cannot be woken: macOS answers EPERM (a
+        # group of zombies), Linux ESRCH. The terminal is the group's all the same, and
+        # must be given back.
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGCONT)
     return True
 
 
@@ -426,9 +430,15 @@ def _pass_on_to_our_group(signum: int) -> None:
         signal.signal(signum, previous)
 
 
+# What killpg answers for a group with nothing left that we can signal: ESRCH for none
+# at all; EPERM for members of another uid (a setuid helper) and, on macOS, for a group
+# whose members are all zombies (a backend that exited just as we end it, not reaped yet).
+_NOTHING_TO_SIGNAL = (ProcessLookupError, PermissionError)
+
+
 def end_group(pgid: int, grace: float = GRACE) -> None:
     """End the process group led by our child `pgid`: TERM, then KILL after `grace`, reaped."""
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(*_NOTHING_TO_SIGNAL):
         os.killpg(pgid, signal.SIGTERM)
     grace_over = Deadline(grace)
     reaped = False
@@ -438,7 +448,7 @@ def end_group(pgid: int, grace: float = GRACE) -> None:
         if reaped and not _group_alive(pgid):
             return
         time.sleep(0.01)
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(*_NOTHING_TO_SIGNAL):
         os.killpg(pgid, signal.SIGKILL)  # whatever ignored TERM, the leader or its children
     if not reaped:
         with contextlib.suppress(ChildProcessError):
@@ -454,12 +464,11 @@ def _reaped(pid: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether the group has a member we can still end (none: waiting is no use)."""
     try:
         os.killpg(pgid, 0)
-    except ProcessLookupError:
+    except _NOTHING_TO_SIGNAL:
         return False
-    except PermissionError:
-        return True
     return True
 
 

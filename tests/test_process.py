@@ -462,3 +462,148 @@ def test_a_backend_that_prints_without_end_is_stopped_with_a_clear_error(shim: S
     assert b"yes printed more than 16 MiB, which is no credential, and was killed" in (
         result.stderr
     )
+
+
+# macOS answers some signals differently from Linux; these tests give the shim macOS's
+# answers on Linux. XNU's killpg returns EPERM for a group whose members are all zombies
+# (exited, not reaped yet), where Linux signals them (or says ESRCH once they are reaped).
+def group_states(pgid: int) -> list[str]:
+    """The /proc state letter of each member of process group `pgid`."""
+    states = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(entry.path, "stat").read_text().rpartition(")")[2].split()
+                if int(fields[2]) == pgid:
+                    states.append(fields[0])
+    return states
+
+
+def killpg_as_on_macos(sent: list[int]) -> Any:
+    """os.killpg as XNU answers it; each signal asked for is noted in `sent`."""
+    real = os.killpg
+
+    def killpg(pgid: int, signum: int) -> None:
+        sent.append(signum)
+        states = group_states(pgid)
+        if states and all(state == "Z" for state in states):
+            raise PermissionError(1, os.strerror(1))
+        real(pgid, signum)
+
+    return killpg
+
+
+def spawn_group(argv: list[str]) -> int:
+    """`argv` as the leader of a process group of its own, as the shim runs a backend."""
+    return os.posix_spawnp(argv[0], argv, dict(os.environ), setpgroup=0)
+
+
+def wait_until_exited(pid: int) -> None:
+    """Until our child `pid` has exited, without reaping it: a zombie."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="group members read in /proc")
+def test_ending_a_backend_that_has_just_exited_is_not_a_crash_on_macos(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend that exits just as a timeout or a signal ends its group: on macOS the TERM
+    answers EPERM. That is nothing left to end, not an error (it was exit 3, a bug)."""
+    from shim import process
+
+    leader = spawn_group(["true"])
+    wait_until_exited(leader)
+    sent: list[int] = []
+    monkeypatch.setattr(os, "killpg", killpg_as_on_macos(sent))
+    process.end_group(leader, grace=HANG_GUARD)
+    monkeypatch.undo()
+    assert sent[0] == signal.SIGTERM
+    assert signal.SIGKILL not in sent  # the grace was not waited out
+    with pytest.raises(ChildProcessError):
+        os.waitpid(leader, os.WNOHANG)  # reaped
+
+
+def set_child_subreaper(on: bool) -> None:
+    """Orphans of our children become ours (Linux's PR_SET_CHILD_SUBREAPER), not init's."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(36, int(on), 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's child subreaper")
+def test_a_group_left_with_only_zombies_is_not_waited_for_on_macos(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backend is reaped, and what it started has exited but is not reaped yet: on
+    macOS the group answers EPERM, and nothing in it can be ended any more. Waiting out
+    the grace for it, then a KILL that fails the same way, only delays kubectl."""
+    from shim import process
+
+    set_child_subreaper(True)  # the orphaned child stays a zombie until we reap it
+    try:
+        leader = spawn_group(["sh", "-c", "sleep 0.3 & exit 0"])
+        wait_until_exited(leader)
+        deadline = time.monotonic() + HANG_GUARD
+        while sorted(group_states(leader)) != ["Z", "Z"]:
+            assert time.monotonic() < deadline, group_states(leader)
+            time.sleep(0.01)
+        sent: list[int] = []
+        monkeypatch.setattr(os, "killpg", killpg_as_on_macos(sent))
+        process.end_group(leader, grace=HANG_GUARD)
+        monkeypatch.undo()
+        assert signal.SIGKILL not in sent  # nothing left to end: the grace was not waited out
+        assert 0 in sent  # (it did look)
+    finally:
+        set_child_subreaper(False)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitid(os.P_PGID, leader, os.WEXITED | os.WNOHANG) is not None:
+                pass
+
+
+HANDOVER_TO_AN_EXITED_BACKEND = """
+import os, signal
+from shim import process
+from shim.deadline import Deadline
+real = os.killpg
+def killpg(pgid, signum):
+    # macOS, once the backend has exited (a zombie, not reaped yet): SIGCONT is EPERM.
+    if signum == signal.SIGCONT and pgid != os.getpgrp():
+        os.waitid(os.P_PID, pgid, os.WEXITED | os.WNOWAIT)
+        raise PermissionError(1, os.strerror(1))
+    real(pgid, signum)
+os.killpg = killpg
+with process.start(["true"], dict(os.environ)) as backend:
+    backend.finish(Deadline(60))
+print("terminal is ours" if os.tcgetpgrp(0) == os.getpgrp() else "terminal LOST", flush=True)
+"""
+
+
+def test_the_terminal_comes_back_from_a_backend_that_exited_at_once_on_macos() -> None:
+    """Handing the terminal over succeeds, and waking the backend's group (SIGCONT) then
+    fails on macOS if the backend has exited already: the terminal is the backend's
+    group's all the same, and must come back, or kubectl (or the shell) loses it."""
+    pid, terminal = on_a_terminal([sys.executable, "-c", HANDOVER_TO_AN_EXITED_BACKEND], os.environ)
+    output = b""
+    try:
+        import select
+
+        deadline = time.monotonic() + HANG_GUARD
+        while True:
+            ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
+            assert ready, f"stuck: {output!r}"
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(terminal)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert b"terminal is ours" in output, output
