@@ -6,9 +6,10 @@ PYTHONPATH=. in a project that has its own `shim` package, `import shim` would r
 package on every kubectl call; PYTHONINSPECT would leave kubectl at a `>>>` prompt.
 Where any PYTHON* variable is set but the harmless ones below (they change neither what
 runs nor what reaches stdout), Python starts again under -E (the variables ignored)
-and -s (no user site-packages, unless the shim is installed there). Only the
-interpreter: the backend gets the environment as it came. pip drops any flag from a
-script's `#!` line, and Windows has no exec: there, the environment is left alone.
+and -s (no user site-packages, unless the shim is installed there), with -X importtime
+if PYTHONPROFILEIMPORTTIME asked for it. Only the interpreter: the backend gets the
+environment as it came. pip drops any flag from a script's `#!` line, and Windows has
+no exec: there, the environment is left alone.
 
 A module of its own, with a name no project shadows by accident, rather than code in the
 launchers: a script is compiled on every run (this costs a hit 2% of its
@@ -52,8 +53,10 @@ def main() -> int:
 
         user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else ""
         installed_there = user_site and os.path.isdir(os.path.join(user_site, "shim"))
-        flags = "-E" if installed_there else "-Es"
-        os.execv(sys.executable, [sys.executable, flags, *sys.argv])  # noqa: S606 - no shell
+        flags = ["-E" if installed_there else "-Es"]
+        if os.environ.get("PYTHONPROFILEIMPORTTIME"):
+            flags.append("-Ximporttime")  # what -E would drop, and is asked for to look inside
+        os.execv(sys.executable, [sys.executable, *flags, *sys.argv])  # noqa: S606 - no shell
     from shim.main import main as shim
 
     return shim()
