@@ -134,3 +134,35 @@ def test_no_reference_a_reader_of_the_repository_cannot_follow() -> None:
         if unfollowable.search(line)
     ]
     assert found == []
+
+
+# What macOS's BSD tools (and a machine without extras) lack: GNU `date -d` and `%N`,
+# `readlink -f` before macOS 12.3, `stat -c`, `sed -i` without a suffix, `timeout`,
+# `nproc`; and jq, which is no dependency of ours.
+NOT_PORTABLE = "|".join(
+    (
+        r"\bdate\b[^|;\n]*(\s-d\b|%N)",
+        r"\breadlink\s+-f",
+        r"\bstat\s+-c",
+        r"\bsed\s+-i\s",
+        r"\btimeout\s",
+        r"\bnproc\b",
+        r"\bjq\b",
+    )
+)
+
+
+def not_portable(text: str) -> list[str]:
+    import re
+
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if not line.startswith("#") and re.search(NOT_PORTABLE, line)]
+
+
+def test_the_scripts_a_user_runs_need_no_gnu_tools_and_no_jq() -> None:
+    """The demo, the test command and the package check run on macOS too. (scripts/bench
+    measures the bash+jq+date cache it is compared with: that one is GNU's by design.)"""
+    assert not_portable('t0=$(date +%s%N)\nx=$(date -u -d "+14 min")\njq -r .a f') != []
+    scripts = ["demo", "test", "package-check", "fetch-kubectl", "venv.sh"]
+    found = {name: not_portable((ROOT / "scripts" / name).read_text()) for name in scripts}
+    assert found == {name: [] for name in scripts}
