@@ -4,7 +4,7 @@ Python environment out of the shim's interpreter, then the shim.
 kubectl runs the shim wherever the user is, with the user's environment. With
 PYTHONPATH=. in a project that has its own `shim` package, `import shim` would run that
 package on every kubectl call; PYTHONINSPECT would leave kubectl at a `>>>` prompt.
-Where any PYTHON* variable is set but the harmless ones below (they change neither what
+Where any PYTHON* variable is set (not empty) but the harmless ones below (they change neither what
 runs nor what reaches stdout), Python starts again under -E (the variables ignored)
 and -s (no user site-packages, unless the shim is installed there), with -X importtime
 if PYTHONPROFILEIMPORTTIME asked for it. Only the interpreter: the backend gets the
@@ -47,7 +47,11 @@ def main() -> int:
     if (
         os.name == "posix"
         and not sys.flags.ignore_environment
-        and any(name[:6] == "PYTHON" and name not in HARMLESS for name in os.environ)
+        # (empty counts as unset, as Python reads them)
+        and any(
+            name[:6] == "PYTHON" and value and name not in HARMLESS
+            for name, value in os.environ.items()
+        )
     ):
         import site
 

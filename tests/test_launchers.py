@@ -33,7 +33,8 @@ def test_harmless_python_variables_keep_the_hit_to_one_interpreter(shim: Shim) -
     """PYTHONPROFILEIMPORTTIME is harmless, so it is not ignored: one interpreter's imports
     (a second start would show `site` twice and nothing of the first's)."""
     shim.run("-c", "demo")
-    hit = shim.run("-c", "demo", PYTHONPROFILEIMPORTTIME="1", PYTHONUNBUFFERED="1")
+    # (PYTHONPATH empty is unset, as Python reads it: whoever runs the suite may set it)
+    hit = shim.run("-c", "demo", PYTHONPROFILEIMPORTTIME="1", PYTHONUNBUFFERED="1", PYTHONPATH="")
     assert hit.stderr.count(b"| site\n") == 1
     assert b"| shim.main\n" in hit.stderr
 
