@@ -15,6 +15,7 @@ invalid output is an error.
 from __future__ import annotations
 
 import errno
+import sys
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -37,9 +38,14 @@ from shim.files import unlink
 from shim.keys import fingerprint, identity_files_now
 from shim.lock import KeyLock
 from shim.lookup import Lookup, key_files, look_up, read_current, stage_of
-from shim.process import describe, start
+from shim.process import describe
 from shim.request import Request
 from shim.share import Holder, Outcome, Waiter
+
+if sys.platform == "win32":  # no process groups or posix_spawn: a job object
+    from shim.windows import start
+else:
+    from shim.process import start
 
 if TYPE_CHECKING:
     from shim.credential import Credential  # (json: imported while the backend runs)

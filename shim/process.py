@@ -60,14 +60,22 @@ _READ_SIZE = 65536
 # prints more is not printing one, and is stopped before it fills our memory.
 MAX_OUTPUT = 16 << 20
 _TAIL = 8192  # bytes of the backend's stderr kept to explain a failure
+GRACE = 1.0  # seconds between TERM and KILL for the backend's group
+
+
+def _signals(*names: str) -> tuple[signal.Signals, ...]:
+    """The signals of these names that the platform has (Windows has none of the job
+    control ones: it runs backends through shim.windows, which builds on this module)."""
+    return tuple(getattr(signal, name) for name in names if hasattr(signal, name))
+
+
 # The signals that end us while a backend runs: we end its group first, then exit 128+N.
-FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+FORWARDED = _signals("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT")
 # Those the terminal sends its foreground group (ours, while the backend runs): our
 # caller did not get them, so we pass them on.
-_FROM_THE_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
-_HELD_WHILE_STARTING = (*FORWARDED, signal.SIGTSTP)
-_STOPS = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-GRACE = 1.0  # seconds between TERM and KILL for the backend's group
+_FROM_THE_TERMINAL = _signals("SIGINT", "SIGQUIT")
+_HELD_WHILE_STARTING = (*FORWARDED, *_signals("SIGTSTP"))
+_STOPS = _signals("SIGTSTP", "SIGTTIN", "SIGTTOU")
 
 
 def describe(argv: list[str]) -> str:
@@ -85,8 +93,8 @@ def _raise_terminated(signum: int, frame: object) -> None:
 # stay ignored when kubectl itself was started with them ignored (a background job).
 # Python ignores SIGPIPE and SIGXFSZ itself: without this, a backend's `seq | head`
 # would say "Broken pipe".
-_KEPT_IGNORED = (signal.SIGHUP, signal.SIGINT)
-_NEVER_SET = (signal.SIGKILL, signal.SIGSTOP)
+_KEPT_IGNORED = _signals("SIGHUP", "SIGINT")
+_NEVER_SET = _signals("SIGKILL", "SIGSTOP")
 
 
 def _defaults_for_the_backend() -> set[int]:

@@ -1,0 +1,322 @@
+"""Running a backend on Windows: in a job object, looked up as kubectl looks it up.
+
+Windows has no process groups, killpg or posix_spawn. What ends a backend and
+everything it started is a job object: the backend is created suspended, put in a
+job of its own, then resumed, so that nothing it starts escapes the job. The job
+is made with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, so that if we die (killed from
+the task manager, a console closed) the backend's tree dies with our handle to
+it, as the watchdog does on POSIX. A timeout, Ctrl-C or Ctrl-Break first sends
+the backend's process group (CREATE_NEW_PROCESS_GROUP) a CTRL_BREAK_EVENT, as TERM
+does on POSIX, and ends the job after the same grace. A backend that succeeds
+keeps what it started running, as on POSIX: the limit is lifted before the handle
+is closed.
+
+The command is looked up as Go's LookPath does it on Windows (which kubectl uses):
+on PATH only, never in the current directory, trying each PATHEXT extension, so a
+`aws.cmd` installed by pip is found as `aws`. CreateProcess itself would also look
+in the current directory and beside python.exe.
+
+Pipes cannot be polled on Windows: a thread reads each of stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from shim import log
+from shim.deadline import Deadline
+from shim.errors import EXIT_FAILURE, EXIT_TIMEOUT, BackendError, Terminated, not_found
+
+_CREATE_SUSPENDED = 0x00000004
+_CREATE_NEW_PROCESS_GROUP = 0x00000200
+_PROCESS_TERMINATE = 0x0001
+_PROCESS_SET_QUOTA = 0x0100
+_PROCESS_SUSPEND_RESUME = 0x0800
+_JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
+_JOB_OBJECT_EXTENDED_LIMIT_INFORMATION = 9  # its JOBOBJECTINFOCLASS
+_DEFAULT_PATHEXT = ".com;.exe;.bat;.cmd"  # Go's, when PATHEXT is unset or empty
+# The signals that end us while a backend runs (the console's Ctrl-C and Ctrl-Break).
+FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGBREAK") if hasattr(signal, name))
+
+
+def look_path(name: str, env: dict[str, str]) -> str:
+    """Where Go's LookPath finds `name` on Windows with `env`'s PATH and PATHEXT; a name
+    with a directory in it is taken as it is (with PATHEXT tried). FileNotFoundError when
+    there is none. Never the current directory for a bare name: kubectl (Go 1.19 on)
+    refuses what only the current directory has."""
+    exts = [ext.lower() for ext in (_get(env, "PATHEXT") or _DEFAULT_PATHEXT).split(";") if ext]
+    if any(char in name for char in ":\\/"):
+        found = _with_extension(name, exts)
+    else:
+        found = None
+        for directory in _get(env, "PATH").split(";"):
+            directory = directory.strip('"')
+            if directory:
+                found = _with_extension(os.path.join(directory, name), exts)
+                if found:
+                    break
+    if found is None:
+        raise FileNotFoundError(2, "not found", name)
+    return found
+
+
+def _get(env: dict[str, str], key: str) -> str:
+    """`env`'s `key`, matched without case as Windows does."""
+    for name, value in env.items():
+        if name.upper() == key:
+            return value
+    return ""
+
+
+def _with_extension(path: str, exts: list[str]) -> str | None:
+    """`path` if it has an extension and is a file, else the first `path`+ext that is."""
+    last = max(path.rfind(char) for char in ".\\/:")
+    if last >= 0 and path[last] == "." and os.path.isfile(path):
+        return path
+    for ext in exts:
+        if os.path.isfile(path + ext):
+            return path + ext
+    return None
+
+
+def _kernel32() -> Any:
+    import ctypes
+
+    return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+
+
+def _limits(flags: int) -> Any:
+    """A JOBOBJECT_EXTENDED_LIMIT_INFORMATION with LimitFlags `flags`."""
+    import ctypes
+
+    class Basic(ctypes.Structure):
+        _fields_ = [
+            ("PerProcessUserTimeLimit", ctypes.c_int64),
+            ("PerJobUserTimeLimit", ctypes.c_int64),
+            ("LimitFlags", ctypes.c_uint32),
+            ("MinimumWorkingSetSize", ctypes.c_size_t),
+            ("MaximumWorkingSetSize", ctypes.c_size_t),
+            ("ActiveProcessLimit", ctypes.c_uint32),
+            ("Affinity", ctypes.c_size_t),
+            ("PriorityClass", ctypes.c_uint32),
+            ("SchedulingClass", ctypes.c_uint32),
+        ]
+
+    class Extended(ctypes.Structure):
+        _fields_ = [
+            ("BasicLimitInformation", Basic),
+            ("IoInfo", ctypes.c_uint64 * 6),
+            ("ProcessMemoryLimit", ctypes.c_size_t),
+            ("JobMemoryLimit", ctypes.c_size_t),
+            ("PeakProcessMemoryUsed", ctypes.c_size_t),
+            ("PeakJobMemoryUsed", ctypes.c_size_t),
+        ]
+
+    info = Extended()
+    info.BasicLimitInformation.LimitFlags = flags
+    return info
+
+
+class Job:
+    """A job object that ends its processes when its last handle is closed."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self._kernel32 = kernel32 = _kernel32()
+        kernel32.CreateJobObjectW.restype = ctypes.c_void_p
+        self.handle = kernel32.CreateJobObjectW(None, None)
+        if not self.handle:
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+        self._set(_JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE)
+
+    def _set(self, flags: int) -> None:
+        import ctypes
+
+        info = _limits(flags)
+        set_information = self._kernel32.SetInformationJobObject
+        set_information.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint32]
+        kind = _JOB_OBJECT_EXTENDED_LIMIT_INFORMATION
+        if not set_information(self.handle, kind, ctypes.byref(info), ctypes.sizeof(info)):
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+
+    def adopt(self, pid: int) -> None:
+        """Put the suspended process `pid` in the job, then let it run."""
+        import ctypes
+
+        kernel32 = self._kernel32
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        access = _PROCESS_SET_QUOTA | _PROCESS_TERMINATE | _PROCESS_SUSPEND_RESUME
+        process = kernel32.OpenProcess(access, False, pid)
+        if not process:
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+        try:
+            kernel32.AssignProcessToJobObject.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            if not kernel32.AssignProcessToJobObject(self.handle, process):
+                raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+            resume = ctypes.WinDLL("ntdll").NtResumeProcess  # type: ignore[attr-defined]
+            resume.argtypes = [ctypes.c_void_p]
+            if resume(process) != 0:
+                raise OSError("the backend could not be resumed")
+        finally:
+            kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+            kernel32.CloseHandle(process)
+
+    def terminate(self) -> None:
+        """End every process in the job."""
+        import ctypes
+
+        self._kernel32.TerminateJobObject.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        self._kernel32.TerminateJobObject(self.handle, EXIT_FAILURE)
+
+    def close(self, keep: bool) -> None:
+        """Close the job; what is still in it lives on if `keep`, else it ends."""
+        import ctypes
+
+        if not self.handle:
+            return
+        if keep:
+            with contextlib.suppress(OSError):
+                self._set(0)
+        self._kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+        self._kernel32.CloseHandle(self.handle)
+        self.handle = None
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+class BackendJob:
+    """A backend running in a job object of its own: shim.process.BackendProcess on
+    Windows, used the same way (`with`, then finish)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], shown: list[str]) -> None:
+        import subprocess
+        import threading
+
+        self.argv, self.shown = argv, shown
+        self.stderr_tail = b""
+        self._handlers: dict[int, Any] = {}
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._reaped = False
+        try:
+            program = look_path(argv[0], env)
+        except FileNotFoundError:
+            raise not_found(shown[0]) from None
+        self._job = Job()
+        try:
+            self._process = subprocess.Popen(
+                [program, *argv[1:]],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                creationflags=_CREATE_SUSPENDED | _CREATE_NEW_PROCESS_GROUP,
+            )
+        except OSError as error:
+            self._job.close(keep=False)
+            from shim.process import _start_error
+
+            raise _start_error(shown, error) from None
+        self.pid = self._process.pid
+        try:
+            self._job.adopt(self.pid)
+        except BaseException:
+            self._process.kill()
+            self._job.close(keep=False)
+            raise
+        for signum in FORWARDED:
+            with contextlib.suppress(ValueError):  # (not the main thread)
+                self._handlers[signum] = signal.signal(signum, _raise_terminated)
+        self._readers = [
+            threading.Thread(target=self._read, args=(self._process.stdout, True), daemon=True),
+            threading.Thread(target=self._read, args=(self._process.stderr, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, pipe: Any, is_stdout: bool) -> None:
+        from shim.process import MAX_OUTPUT
+
+        fd = pipe.fileno()
+        with contextlib.suppress(OSError):
+            while data := os.read(fd, 65536):
+                if not is_stdout:
+                    self.stderr_tail = (self.stderr_tail + data)[-8192:]
+                    log.relay(data)
+                    continue
+                self._chunks.append(data)
+                self._size += len(data)
+                if self._size > MAX_OUTPUT:
+                    self._too_large = True
+                    return
+
+    def __enter__(self) -> BackendJob:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            if error is not None and not self._reaped:
+                self._end()
+            self._job.close(keep=error is None)
+            for pipe in (self._process.stdout, self._process.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+        finally:
+            for signum, handler in self._handlers.items():
+                signal.signal(signum, handler)
+            self._handlers.clear()
+
+    def _end(self) -> None:
+        """CTRL_BREAK_EVENT to the backend's process group; the job ended after the grace."""
+        from shim.process import GRACE
+
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            os.kill(self.pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        grace = Deadline(GRACE)
+        while self._process.poll() is None and not grace.passed():
+            time.sleep(0.01)
+        self._job.terminate()
+        with contextlib.suppress(Exception):
+            self._process.wait(5)
+
+    def finish(self, deadline: Deadline) -> bytes:
+        """Wait until `deadline` at most; the backend's stdout, or a BackendError with the
+        command and exit code."""
+        from shim.process import MAX_OUTPUT, describe
+
+        stdout_reader, stderr_reader = self._readers
+        pause = 0.001
+        while stdout_reader.is_alive() or self._process.poll() is None:
+            if not deadline.left():
+                raise BackendError(
+                    f"{describe(self.shown)} timed out ({deadline.setting} {deadline.seconds:g} s) "
+                    "and was killed",
+                    EXIT_TIMEOUT,
+                )
+            stdout_reader.join(min(pause, deadline.left()))  # (short: signals run between)
+            pause = min(pause * 2, 0.05)
+            if self._too_large:
+                raise BackendError(
+                    f"{describe(self.shown)} printed more than {MAX_OUTPUT >> 20} MiB, which is "
+                    "no credential, and was killed"
+                )
+        self._reaped = True
+        stderr_reader.join(0.05)  # a child of the backend may hold stderr: not waited for
+        code = self._process.returncode
+        if code != 0:
+            exit_code = code if 0 < code < 256 else EXIT_FAILURE
+            raise BackendError(f"{describe(self.shown)} failed with exit code {code}", exit_code)
+        return b"".join(self._chunks)
+
+
+def start(argv: list[str], env: dict[str, str], shown: list[str] | None = None) -> BackendJob:
+    """shim.process.start, on Windows."""
+    return BackendJob(argv, env, argv if shown is None else shown)
