@@ -475,12 +475,12 @@ def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> TestM
 
 
 def make_tree(into: Path) -> Path:
-    """A copy of what the suite needs: shim/, tests/, scripts/, pyproject.toml, README.md (a
-    test holds --help to the README's option table)."""
+    """A copy of what the suite reads: the package, the tests, the scripts and tools, and
+    the files the layout tests read (the README's module map, the CHANGELOG...)."""
     into.mkdir(parents=True)
-    for name in ("shim", "tests", "scripts"):
+    for name in ("shim", "tests", "scripts", "tools", ".ci"):
         shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "eks_token_shim_launcher.py"):
         shutil.copy2(ROOT / name, into / name)
     return into
 
