@@ -54,7 +54,7 @@ def start(args: list[str], marker: str, log_path: str) -> None:
     try:
         log_fd = open_append(log_path)
     except OSError:
-        log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)  # a refresh, without a log
+        log_fd = os.open(os.devnull, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # no log
     try:
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),

@@ -13,11 +13,19 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-CAREFUL = _NOFOLLOW | _CLOEXEC | _NONBLOCK
+# Windows: binary (text mode would turn \n into \r\n, and stop a read at a Ctrl-Z byte),
+# and not inherited by the processes we start (its close-on-exec).
+_WINDOWS = getattr(os, "O_BINARY", 0) | getattr(os, "O_NOINHERIT", 0)
+CAREFUL = _NOFOLLOW | _CLOEXEC | _NONBLOCK | _WINDOWS
 MAX_READ = 1 << 20  # what we write is a few kB; anything larger is not ours
 TEMP_SUFFIX = ".tmp"
 
@@ -101,7 +109,7 @@ def touch_private(path: str) -> None:
     """Create `path` as a 0600 file if need be, and set its mtime to now."""
     fd, _ = open_regular(path, os.O_WRONLY | os.O_CREAT)
     try:
-        os.utime(fd)
+        os.utime(fd if os.utime in os.supports_fd else path)  # (not on Windows)
     finally:
         os.close(fd)
 
@@ -146,10 +154,24 @@ def replace_file(
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temp, path)
+        _while_open_elsewhere(lambda: os.replace(temp, path))
     except BaseException:
         unlink(temp)
         raise
+
+
+def _while_open_elsewhere(action: Callable[[], None]) -> None:
+    """Run `action`, a replace or an unlink. On Windows a file another process has open
+    cannot be replaced or removed while it is (WinError 5 or 32), and our readers hold
+    one for microseconds: try again, for a second at most."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            return action()
+        except PermissionError:
+            if os.name != "nt" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def make_private_dirs(path: str) -> None:
@@ -177,6 +199,16 @@ def unlink(path: str) -> bool:
         os.unlink(path)
     except (FileNotFoundError, IsADirectoryError):
         return False
+    except PermissionError:
+        if os.name != "nt" or os.path.isdir(path):
+            raise
+        # Windows: a read-only file (mode 0, as kubectl makes its lock) is removed as Go's
+        # os.Remove does it, writable first; one open elsewhere, once it is closed.
+        try:  # noqa: SIM105 - a cache hit does without contextlib
+            os.chmod(path, stat.S_IWRITE)
+        except OSError:
+            pass
+        _while_open_elsewhere(lambda: os.unlink(path))
     return True
 
 

@@ -18,6 +18,7 @@ for `shim kubeconfig wrap` is shim.allowlist's.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -202,6 +203,13 @@ def _dot_allowed(environ: Mapping[str, str]) -> bool:
 def program(name: str, environ: Mapping[str, str]) -> str:
     """The program kubectl runs for the command `name`: look_path's, made absolute; a
     BackendError (127) when there is none. A name with a slash is run as it is written."""
+    if sys.platform == "win32":  # Go's LookPath differs there: PATHEXT, `\\`, no X_OK
+        from shim.windows import look_path as look_path_on_windows
+
+        try:
+            return look_path_on_windows(name, dict(environ))
+        except FileNotFoundError:
+            raise not_found(name) from None
     resolved = name if "/" in name else look_path(name, environ)
     if resolved is not None:
         return resolved

@@ -51,8 +51,10 @@ def bound_stderr(until: float) -> None:
     """From now on, stderr waits for room until the monotonic time `until` at most (the
     call's --timeout), and nothing waits in a write: what does not fit waits here for
     flush_stderr, so that a full pipe nobody reads holds neither the backend's output
-    nor the call."""
-    _Stderr.until = until
+    nor the call. (Not on Windows, whose pipes cannot be polled: writes go straight
+    through there.)"""
+    if os.name != "nt":
+        _Stderr.until = until
 
 
 def _write(level: str, message: str) -> None:

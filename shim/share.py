@@ -192,7 +192,8 @@ def _address(path: str) -> _Address | None:
         return _Address(path)
     directory, name = os.path.split(path)
     try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(directory, flags)
     except OSError:
         return None
     address = _Address(f"/proc/self/fd/{fd}/{name}", fd)
