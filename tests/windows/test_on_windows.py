@@ -136,9 +136,12 @@ def test_a_timeout_ends_the_backend_and_the_process_it_started(shim: Shim) -> No
 def test_a_backend_only_in_the_current_directory_is_not_run(shim: Shim, tmp_path: Path) -> None:
     """As kubectl (Go's LookPath since Go 1.19): never a program found through the current
     directory, where Windows' own CreateProcess would look first."""
+    import shutil
+
     here = tmp_path / "here"
     here.mkdir()
     (here / "planted.cmd").write_text("@echo planted> ran\r\n")
+    shutil.copy(sys.executable, here / "planted.exe")  # what CreateProcess would run
     done = shim.run("--", "planted", cwd=here, expect=127)
     assert b"planted: command not found" in done.stderr
     assert not (here / "ran").exists()
