@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shim import LAUNCHERS, allowlist, kuberc, log, yamlfile
+from shim.backends import program_name
 from shim.errors import ShimError
 from shim.wrapping import (
     Allowed,
@@ -182,18 +183,35 @@ def _context_user(item: Node) -> str | None:
 
 
 def shim_command() -> str:
-    """The absolute path kubeconfig should run: tools started from a GUI have another PATH."""
+    """The absolute path kubeconfig should run: tools started from a GUI have another PATH.
+    The launcher we were started by; else the one installed beside our interpreter; else
+    the one on PATH (on Windows, `shim.exe`, found as kubectl finds programs there)."""
     launched = sys.argv[0] if sys.argv else ""
-    if os.path.basename(launched) in LAUNCHERS:
+    if os.name == "nt":  # pip's `shim.exe`, beside python.exe in a venv, else in Scripts
+        ours = launched.lower().endswith(".exe") and program_name(launched) in LAUNCHERS
+        name, places = "shim.exe", ["", "Scripts"]
+    else:
+        ours = os.path.basename(launched) in LAUNCHERS
+        name, places = "shim", [""]
+    if ours:
         return os.path.abspath(launched)
-    beside = os.path.join(os.path.dirname(sys.executable), "shim")
-    if os.path.exists(beside):
-        return beside
-    import shutil
+    for place in places:
+        beside = os.path.join(os.path.dirname(sys.executable), place, name)
+        if os.path.isfile(beside):
+            return beside
+    if sys.platform == "win32":
+        from shim.windows import look_path
 
-    found = shutil.which("shim")
+        try:
+            found: str | None = look_path(name, dict(os.environ))
+        except FileNotFoundError:
+            found = None
+    else:
+        import shutil
+
+        found = shutil.which(name)
     if found is None:
-        raise ShimError("cannot find the installed `shim` script to put in kubeconfig")
+        raise ShimError(f"cannot find the installed `{name}` to put in kubeconfig")
     return os.path.abspath(found)
 
 

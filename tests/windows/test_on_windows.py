@@ -1,7 +1,8 @@
 """The shim on Windows, end to end: what scripts/windows-test runs under Wine (and a
-Windows machine runs as it is). Each test runs `python -m shim` as a user's kubectl
-would run the shim, with fake backends written here: a Python script started through
-a `.cmd` on PATH, as pip installs `aws.cmd`.
+Windows machine runs as it is, once the project is pip-installed into the Python that
+runs them). Each test runs the installed `shim.exe` as kubectl would, with fake
+backends written here: a Python script started through a `.cmd` on PATH, as pip
+installs `aws.cmd`.
 
 Run without the suite's conftest (`pytest --noconftest tests/windows`): that one serves
 the POSIX tests, with servers and tools Windows does not have here."""
@@ -40,6 +41,15 @@ print(json.dumps({"kind": kind, "apiVersion": version, "status": status}))
 """
 
 
+def installed_shim() -> Path:
+    """pip's `shim.exe` for this Python: beside python.exe in a venv, else in Scripts."""
+    here = Path(sys.executable).parent
+    for candidate in (here / "shim.exe", here / "Scripts" / "shim.exe"):
+        if candidate.is_file():
+            return candidate
+    pytest.fail(f"no shim.exe installed for {sys.executable}: pip install the project first")
+
+
 class Shim:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -59,7 +69,7 @@ class Shim:
 
     def run(self, *args: str, expect: int = 0, cwd: Path | None = None, **env: str) -> Any:
         done = subprocess.run(
-            [sys.executable, "-m", "shim", *args],
+            [str(installed_shim()), *args],
             env={**self.env, **env},
             cwd=cwd or self.root,
             capture_output=True,
@@ -168,17 +178,14 @@ users:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no shim.exe launcher yet: pip installs the POSIX launchers, which Windows cannot "
-    "run, and wrap refuses to name a command kubectl could not start",
-)
 def test_kubeconfig_wrap_then_unwrap_gives_the_file_back(shim: Shim) -> None:
     config = shim.root / "config"
     config.write_bytes(KUBECONFIG.encode())
     shim.run("kubeconfig", "wrap", "--kubeconfig", str(config))
     wrapped = config.read_text()
     assert "args: [--, aws, eks, get-token, --cluster-name, demo]" in wrapped
+    # kubeconfig names the installed launcher, which kubectl can run
+    assert json.dumps(str(installed_shim())) in wrapped
     assert "# the one context" in wrapped
     shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
     assert config.read_bytes() == KUBECONFIG.encode()
