@@ -216,9 +216,22 @@ def on_a_terminal(argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
     return pid, master
 
 
+def needs_proc() -> None:
+    """Skip the calling test where there is no /proc (macOS, Windows): it reads process
+    facts that only Linux shows there."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("reads process facts in /proc, which only Linux has")
+
+
+def open_descriptors() -> list[str]:
+    """The descriptors this process has open: /proc/self/fd on Linux, /dev/fd on macOS."""
+    return sorted(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+
+
 def process_state(pid: int) -> str:
     """The state letter /proc gives process `pid` (R, S, T stopped, Z zombie...); "" once
     it is gone."""
+    needs_proc()
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rpartition(")")[2].split()[0]
@@ -363,5 +376,6 @@ def queued_on(socket: Path) -> int:
     """How many connections wait in the listen queue of `socket` (Linux /proc/net/unix:
     each one shows the listener's address, in state 02, connecting; the address ends in
     the socket's name, whether it was bound by its path or through /proc/self/fd)."""
+    needs_proc()
     lines = Path("/proc/net/unix").read_text().splitlines()[1:]
     return sum(1 for line in lines if line.endswith("/" + socket.name) and line.split()[5] == "02")

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import HANG_GUARD, Shim, age, queued_on, shim_argv, sidecar
+from helpers import HANG_GUARD, Shim, age, needs_proc, queued_on, shim_argv, sidecar
 
 
 def test_a_herd_of_cold_calls_runs_the_backend_once(shim: Shim) -> None:
@@ -171,6 +171,7 @@ def test_ctrl_c_while_waiting_for_the_lock_is_exit_130_without_a_traceback(shim:
         # campaign run with `&`) would pass it on ignored, and Python then keeps ignoring it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    needs_proc()
     wchan = Path(f"/proc/{waiter.pid}/wchan")
     # Between two tries of the lock: time.sleep is clock_nanosleep from Python 3.11 on,
     # select() before (its wait shows as poll_schedule_timeout).

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import locked
+from helpers import locked, open_descriptors
 
 from shim import store
 from shim.files import (
@@ -28,7 +28,7 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
     (tmp_path / "directory").mkdir()
     (tmp_path / "target").write_bytes(b"x")
     (tmp_path / "link").symlink_to(tmp_path / "target")
-    before = sorted(os.listdir("/proc/self/fd"))
+    before = open_descriptors()
     for name in ("fifo", "directory", "link"):
         path = str(tmp_path / name)
         assert store.read_entry(path) is None
@@ -51,4 +51,4 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
     with pytest.raises(IsADirectoryError):  # the error itself, not one from cleaning up
         replace_file(str(tmp_path / "directory"), b"z")
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert open_descriptors() == before

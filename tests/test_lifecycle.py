@@ -28,6 +28,7 @@ from helpers import (
     exec_info,
     kubectl_version,
     locked,
+    needs_proc,
     plant_shim_package,
     require_tool,
     shim_argv,
@@ -43,6 +44,7 @@ FLAG = b"--background-refresh"
 def background_children(shim: Shim) -> list[int]:
     """The detached refreshes this test's shims started and that still run (not a process
     a refresh is starting, seen between its fork and its exec with the same command line)."""
+    needs_proc()
     parents = {}
     for proc in Path("/proc").iterdir():
         try:

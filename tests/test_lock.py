@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from helpers import locked
+from helpers import locked, open_descriptors
 
 from shim import lock
 from shim.deadline import Deadline
@@ -41,7 +41,7 @@ def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
 
 def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementation: str) -> None:
     path = str(tmp_path / "k.lock")
-    descriptors = sorted(os.listdir("/proc/self/fd"))
+    descriptors = open_descriptors()
     order: list[str] = []
     first = KeyLock(path, implementation)
     assert first.acquire(Deadline(1))
@@ -57,7 +57,7 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementati
     first.release()
     thread.join()
     assert order == ["release", "waiter True"]
-    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # each look closed its file
+    assert open_descriptors() == descriptors  # each look closed its file
 
 
 def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
@@ -115,7 +115,7 @@ def test_a_purged_lock_file_never_gives_two_holders(
     a purge removed it, C locked a new file at the path, A released the old one. B must
     not take the lock it now holds alone."""
     path = str(tmp_path / "k.lock")
-    descriptors = sorted(os.listdir("/proc/self/fd"))
+    descriptors = open_descriptors()
     holder_a = KeyLock(path)
     assert holder_a.acquire(Deadline(0))
     opened, go = threading.Event(), threading.Event()
@@ -142,4 +142,4 @@ def test_a_purged_lock_file_never_gives_two_holders(
     thread.join(10)
     assert result == [False], "B took a lock that C holds"
     holder_c.release()
-    assert sorted(os.listdir("/proc/self/fd")) == descriptors  # B closed the file it let go
+    assert open_descriptors() == descriptors  # B closed the file it let go

@@ -40,7 +40,8 @@ from helpers import (
 # The plugin: notes which file ran, then answers as PARITY_MODE says (not an identity
 # variable: it never changes the shim's cache key).
 PLUGIN = r"""#!/bin/sh
-while read -r field value; do [ "$field" = SigIgn: ] && ignored=$value; done < /proc/$$/status
+[ -r /proc/$$/status ] &&  # (Linux: the signals the plugin was started with ignored)
+    while read -r field value; do [ "$field" = SigIgn: ] && ignored=$value; done < /proc/$$/status
 echo "$0 $ignored" >> "$PARITY_RAN"
 head='{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"'
 token="\"token\":\"k8s-aws-v1.parity-$PARITY_NAME\""

@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import HANG_GUARD, Shim, age, on_a_terminal, process_state, shim_argv, token_of
+from helpers import (
+    HANG_GUARD,
+    Shim,
+    age,
+    needs_proc,
+    on_a_terminal,
+    open_descriptors,
+    process_state,
+    shim_argv,
+    token_of,
+)
 
 from shim.deadline import Deadline
 
@@ -322,6 +332,7 @@ with process.start(["sleep", "2"], dict(os.environ)) as backend:
 def test_a_ctrl_z_that_arrives_while_the_backend_starts_stops_it_too() -> None:
     """Held until the backend's pid is known: without that, SIGTSTP's default stops us
     at once, and the backend runs on while the job looks stopped."""
+    needs_proc()
     shim = subprocess.Popen(
         [sys.executable, "-c", CTRL_Z_WHILE_STARTING],
         stdin=subprocess.DEVNULL,
@@ -372,6 +383,7 @@ def test_the_watchdog_cannot_be_stopped_between_its_vfork_and_its_exec() -> None
     hold the shim in the kernel for good (seen under load: the job never continued). The
     watchdog, spawned once the backend runs, so while a Ctrl-Z is likely, runs with the
     stop signals held."""
+    needs_proc()
     done = subprocess.run(
         [sys.executable, "-c", WATCHDOG_MASK],
         stdin=subprocess.DEVNULL, capture_output=True, timeout=HANG_GUARD, check=False,
@@ -390,10 +402,10 @@ def test_running_a_backend_leaves_no_descriptor_open(argv: list[str]) -> None:
     from shim.errors import BackendError
     from shim.process import start
 
-    before = sorted(os.listdir("/proc/self/fd"))
+    before = open_descriptors()
     with contextlib.suppress(BackendError), start(argv, dict(os.environ)) as backend:
         backend.finish(Deadline(HANG_GUARD))
-    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert open_descriptors() == before
 
 
 # Standard streams: any of them closed at the start.
@@ -503,7 +515,6 @@ def wait_until_exited(pid: int) -> None:
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="group members read in /proc")
 def test_ending_a_backend_that_has_just_exited_is_not_a_crash_on_macos(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -511,6 +522,7 @@ def test_ending_a_backend_that_has_just_exited_is_not_a_crash_on_macos(
     answers EPERM. That is nothing left to end, not an error (it was exit 3, a bug)."""
     from shim import process
 
+    needs_proc()  # (group members are read there)
     leader = spawn_group(["true"])
     wait_until_exited(leader)
     sent: list[int] = []
@@ -540,6 +552,7 @@ def test_a_group_left_with_only_zombies_is_not_waited_for_on_macos(
     the grace for it, then a KILL that fails the same way, only delays kubectl."""
     from shim import process
 
+    needs_proc()  # (group members are read there)
     set_child_subreaper(True)  # the orphaned child stays a zombie until we reap it
     try:
         leader = spawn_group(["sh", "-c", "sleep 0.3 & exit 0"])
