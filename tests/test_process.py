@@ -76,9 +76,16 @@ def talk_to(terminal: int, answer: bytes) -> bytes:
         assert ready, f"no prompt: {output!r}"
         output += os.read(terminal, 4096)
     os.write(terminal, answer)
+    return read_to_the_end(terminal, deadline, output)
+
+
+def read_to_the_end(terminal: int, deadline: float, output: bytes = b"") -> bytes:
+    """`output` and what `terminal` gives until the other end closes it."""
+    import select
+
     while True:
         ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
-        assert ready, f"stuck after the prompt: {output!r}"
+        assert ready, f"stuck: {output!r}"
         try:
             chunk = os.read(terminal, 4096)
         except OSError:  # EIO: the child closed the terminal
@@ -597,21 +604,8 @@ def test_the_terminal_comes_back_from_a_backend_that_exited_at_once_on_macos() -
     fails on macOS if the backend has exited already: the terminal is the backend's
     group's all the same, and must come back, or kubectl (or the shell) loses it."""
     pid, terminal = on_a_terminal([sys.executable, "-c", HANDOVER_TO_AN_EXITED_BACKEND], os.environ)
-    output = b""
     try:
-        import select
-
-        deadline = time.monotonic() + HANG_GUARD
-        while True:
-            ready, _, _ = select.select([terminal], [], [], max(0, deadline - time.monotonic()))
-            assert ready, f"stuck: {output!r}"
-            try:
-                chunk = os.read(terminal, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_to_the_end(terminal, time.monotonic() + HANG_GUARD)
     finally:
         os.close(terminal)
         done, status = os.waitpid(pid, os.WNOHANG)
