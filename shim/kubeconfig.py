@@ -72,7 +72,7 @@ class Document:
         try:
             source = Source(before)
         except YamlError as error:
-            reason = error.reason
+            reason = error.message
             raise ShimError(f"{path}: not valid YAML ({reason}); nothing was changed") from None
         expected: dict[int, Any] = {}
         meaning(source.root, expected)

@@ -119,7 +119,7 @@ def load(text: bytes, path: str) -> Any:
     try:
         document = parse(text)
     except YamlError as error:
-        raise PolicyError(f"kubectl's kuberc {path} is not valid YAML ({error.reason})") from None
+        raise PolicyError(f"kubectl's kuberc {path} is not valid YAML ({error.message})") from None
     return document if document is not None else {}
 
 

@@ -33,11 +33,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_/.~@%+=-][A-Za-z0-9_/.~@%+=-]*$")
 
 
 class YamlError(ShimError):
-    """A file that is not YAML; `reason` says where and what, as the parser put it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    """A file that is not YAML; its message says where and what, as the parser put it."""
 
 
 class Refused(ShimError):
@@ -53,9 +49,9 @@ def _reading() -> Iterator[None]:
     try:
         yield
     except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
+        mark = error.problem_mark  # (set by every error ruamel.yaml raises, as its problem)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = error.problem or error.context or "not YAML"
+        problem = error.problem or "not YAML"
         raise YamlError(f"{where}{problem}") from None
     except YAMLError as error:
         message = str(error).strip()
@@ -196,10 +192,10 @@ class Source:
 
     def after_line(self, at: int) -> int:
         """The start of the line after the one `at` is on (the end of the text at the end)."""
-        if at > 0 and self.text[at - 1] == "\n":
+        if self.text[at - 1 : at] == "\n":  # (a block node's end: the next line's start)
             return at
         end = self.text.find("\n", at)
-        return len(self.text) if end < 0 else end + 1
+        return len(self.text) if end == -1 else end + 1
 
     def dash(self, item: Node) -> int:
         """Where the `-` of a block sequence item is."""
@@ -242,7 +238,7 @@ class Source:
         try:
             after = meaning(compose(text))
         except YamlError as error:
-            raise Refused(f"the edit would not parse ({error.reason})") from None
+            raise Refused(f"the edit would not parse ({error.message})") from None
         try:
             same = after == expected
         except RecursionError:  # an alias inside its own anchor, which kubectl refuses too

@@ -48,12 +48,22 @@ def test_an_alias_means_the_same_object_twice() -> None:
         (b"\xff\xfe", "not UTF-8: byte 0"),
         (b"[" * 100000, "nested too deeply"),
         (b"a: 1\n---\nb: 2\n", "line 2, column 1: but found another document"),
+        # (the reader's error, which has no mark: its first line, which says where)
+        (b"a: \x07\n", "unacceptable character #x0007: special characters are not allowed"),
     ],
 )
 def test_what_is_not_yaml_says_where_and_what(data: bytes, reason: str) -> None:
     with pytest.raises(YamlError) as error:
         Source(data)
-    assert error.value.reason == reason
+    assert error.value.message == reason
+
+
+@pytest.mark.parametrize("text", ["", "# a comment, no document\n"])
+def test_an_empty_document_means_nothing_and_edits_to_itself(text: str) -> None:
+    src = source(text)
+    assert src.root is None
+    assert meaning(src.root) is None
+    assert src.result(None) == text.encode()
 
 
 def test_a_repeated_key_is_no_error() -> None:
