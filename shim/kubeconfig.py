@@ -114,7 +114,7 @@ def kubeconfig_files(explicit: str | None, environ: Mapping[str, str]) -> list[s
         return [explicit]
     listed = [path for path in environ.get("KUBECONFIG", "").split(os.pathsep) if path]
     if not listed:
-        listed = [os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".kube", "config")]
+        listed = [os.path.join(kuberc.kube_home(environ), ".kube", "config")]
     return [path for path in dict.fromkeys(listed) if os.path.exists(path)]
 
 

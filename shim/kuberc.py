@@ -83,8 +83,34 @@ def kuberc_path(environ: Mapping[str, str]) -> str | None:
     explicit = environ.get("KUBERC")
     if explicit:
         return explicit
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".kube", "kuberc")
+    return os.path.join(kube_home(environ), ".kube", "kuberc")
+
+
+def kube_home(environ: Mapping[str, str]) -> str:
+    """The directory kubectl finds `.kube` in (client-go's homedir.HomeDir): HOME (or the
+    account's home without it); on Windows, windows_home's choice."""
+    if sys.platform == "win32":
+        return windows_home(environ)
+    return environ.get("HOME") or os.path.expanduser("~")
+
+
+def windows_home(environ: Mapping[str, str]) -> str:
+    """client-go's home directory on Windows: the first of HOME, HOMEDRIVE+HOMEPATH and
+    USERPROFILE that holds `.kube\\config`; else the first of HOME, USERPROFILE and
+    HOMEDRIVE+HOMEPATH that is a writable directory; else the first that exists; else
+    the first set (Git Bash sets HOME, Windows the other two)."""
+    home, profile = environ.get("HOME", ""), environ.get("USERPROFILE", "")
+    drive, path = environ.get("HOMEDRIVE", ""), environ.get("HOMEPATH", "")
+    drive_path = drive + path if drive and path else ""
+    for place in (home, drive_path, profile):
+        if place and os.path.exists(os.path.join(place, ".kube", "config")):
+            return place
+    candidates = [place for place in (home, profile, drive_path) if place]
+    for place in candidates:
+        if os.path.isdir(place) and os.access(place, os.W_OK):
+            return place
+    existing = [place for place in candidates if os.path.exists(place)]
+    return (existing or candidates or [os.path.expanduser("~")])[0]
 
 
 def read_policy(environ: Mapping[str, str]) -> Policy:

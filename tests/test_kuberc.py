@@ -376,3 +376,33 @@ def test_a_program_found_only_relative_to_the_current_directory_is_not_run(
     assert f"plug: command not found: the only match is {where}, through a PATH entry".encode() in (
         result.stderr
     )
+
+
+def test_the_home_kubectl_reads_on_windows_is_client_go_s(tmp_path: Path) -> None:
+    """client-go's homedir.HomeDir on Windows (Git Bash sets HOME; Windows sets HOMEDRIVE,
+    HOMEPATH and USERPROFILE): first the one that holds .kube/config, in the order HOME,
+    HOMEDRIVE+HOMEPATH, USERPROFILE; then the first writable directory, in the order
+    HOME, USERPROFILE, HOMEDRIVE+HOMEPATH; then the first that exists; then the first set."""
+    from shim.kuberc import windows_home
+
+    home, drive_path, profile = (tmp_path / name for name in ("git-home", "drive-path", "profile"))
+    env = {
+        "HOME": str(home),
+        "HOMEDRIVE": str(tmp_path),
+        "HOMEPATH": "/drive-path",
+        "USERPROFILE": str(profile),
+    }
+    assert windows_home(env) == str(home)  # none exists: the first set
+    profile.mkdir()
+    drive_path.mkdir()
+    assert windows_home(env) == str(profile)  # the first writable directory, HOME missing
+    for place in (profile, drive_path):
+        (place / ".kube").mkdir()
+        (place / ".kube" / "config").write_text("")
+    assert windows_home(env) == str(drive_path)  # holds a config, before USERPROFILE
+    home.mkdir()
+    assert windows_home(env) == str(drive_path)  # HOME holds none
+    (home / ".kube").mkdir()
+    (home / ".kube" / "config").write_text("")
+    assert windows_home(env) == str(home)
+    assert windows_home({**env, "HOMEPATH": ""}) == str(home)  # (a drive alone is no path)

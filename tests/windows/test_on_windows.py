@@ -190,3 +190,16 @@ def test_kubeconfig_wrap_then_unwrap_gives_the_file_back(shim: Shim) -> None:
     shim.run("kubeconfig", "unwrap", "--kubeconfig", str(config))
     assert config.read_bytes() == KUBECONFIG.encode()
     assert not Path(f"{config}.lock").exists()
+
+
+def test_wrap_edits_the_kubeconfig_kubectl_reads(shim: Shim) -> None:
+    """Without --kubeconfig: the one client-go finds on Windows, in the first of HOME,
+    HOMEDRIVE+HOMEPATH and USERPROFILE that holds one: HOME set (as Git Bash sets it)
+    without one does not hide USERPROFILE's."""
+    git_home, profile = shim.root / "git-home", shim.root / "profile"
+    git_home.mkdir()
+    (profile / ".kube").mkdir(parents=True)
+    (profile / ".kube" / "config").write_bytes(KUBECONFIG.encode())
+    shim.run("kubeconfig", "wrap", HOME=str(git_home), USERPROFILE=str(profile))
+    assert b"eks-token-shim" in (profile / ".kube" / "config").read_bytes()
+    assert not (git_home / ".kube").exists()
