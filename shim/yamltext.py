@@ -363,7 +363,7 @@ class Source:
         last_dash = self.dash(current[-1])
         end = self.after_line(current[-1].end_mark.index)
         pad = " " * self.column(last_dash)
-        if end > 0 and self.text[end - 1] == "\n":
+        if self.text[end - 1 : end] == "\n":
             self.splice(end, end, "".join(f"{pad}- {text}{self.newline}" for text in texts))
         else:  # the last line has no line break, and keeps none
             self.splice(end, end, "".join(f"{self.newline}{pad}- {text}" for text in texts))
@@ -411,7 +411,7 @@ class Source:
 def _all_pairs(node: Node, seen: set[int] | None = None) -> list[tuple[Node, Node]]:
     """Every (key, value) of every mapping under `node`, in the order of the text."""
     seen = set() if seen is None else seen
-    if node is None or id(node) in seen:
+    if id(node) in seen:  # (None, the root of an empty document, is neither kind below)
         return []
     seen.add(id(node))
     found: list[tuple[Node, Node]] = []

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from shim.yamltext import Refused, Source, YamlError, compose, get, meaning, parse
+from shim.yamltext import (
+    Refused,
+    Source,
+    YamlError,
+    compose,
+    get,
+    is_mapping,
+    is_sequence,
+    meaning,
+    parse,
+)
 
 
 def source(text: str) -> Source:
@@ -180,3 +191,161 @@ def test_a_document_that_contains_itself_is_refused_not_a_crash() -> None:
     seen[id(src.root)]["y"] = ("tag:yaml.org,2002:int", "2")
     with pytest.raises(Refused, match="contains itself"):
         src.result(seen[id(src.root)])
+
+
+def test_touching_splices_are_not_overlapping() -> None:
+    src = source("a: 1\nb: 2\n")
+    src.splice(0, 5, "")
+    src.splice(5, 10, "c: 3\n")  # starts where the first ends
+    assert src.edited() == "c: 3\n"
+
+
+def edited_entry(text: str, value: list[str]) -> str:
+    """`text` with `args: value` added before the first key of its `exec` mapping."""
+    src = source(text)
+    seen, _ = expected_of(src)
+    exec_section = find(src.root, "exec")
+    src.add_entry(exec_section, "args", value, exec_section.value[0][0])
+    expected = seen[id(exec_section)]
+    expected.update({"args": [("tag:yaml.org,2002:str", item) for item in value]})
+    # (a dict's order is not its meaning: compare as the result does)
+    return src.result(seen[id(src.root)]).decode()
+
+
+def find(node: Any, key: str) -> Any:
+    """The value of the first `key` under `node` (mappings and sequences searched in order)."""
+    pairs = node.value if is_mapping(node) else []
+    for item in node.value if is_sequence(node) else []:
+        found = find(item, key)
+        if found is not None:
+            return found
+    for pair_key, value in pairs:
+        if pair_key.value == key:
+            return value
+        found = find(value, key)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        # kubectl's style: a block sequence at its key's column; dashes written plain
+        (
+            "users:\n- name: u\n  user:\n    exec:\n      command: aws\n",
+            "users:\n- name: u\n  user:\n    exec:\n      args:\n      - --\n"
+            "      - --cluster-name\n      command: aws\n",
+        ),
+        # indented by two under their key, as the file does it
+        (
+            "users:\n  - name: u\n    user:\n      exec:\n        command: aws\n",
+            "users:\n  - name: u\n    user:\n      exec:\n        args:\n          - --\n"
+            "          - --cluster-name\n        command: aws\n",
+        ),
+        # the file's first block sequence is deeper, and indented by four
+        (
+            "top:\n  inner:\n      - x\nexec:\n  command: aws\n",
+            "top:\n  inner:\n      - x\nexec:\n  args:\n      - --\n      - --cluster-name\n"
+            "  command: aws\n",
+        ),
+        # no block sequence in the file: two
+        (
+            "exec:\n  command: aws\n",
+            "exec:\n  args:\n    - --\n    - --cluster-name\n  command: aws\n",
+        ),
+    ],
+)
+def test_a_new_block_list_is_indented_as_the_file_indents_its_lists(text: str, after: str) -> None:
+    assert edited_entry(text, ["--", "--cluster-name"]) == after
+
+
+def test_the_indentation_of_lists_is_read_through_lists_and_aliases() -> None:
+    assert source("- key:\n      - x\n").sequence_offset() == 4  # (a list of mappings)
+    assert source("a: &x [*x]\nb:\n   - y\n").sequence_offset() == 3  # (a list inside itself)
+    assert source("").sequence_offset() == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "after"),
+    [
+        ("m: {a: 1, b: 2, c: 3}\n", "b", "m: {a: 1, c: 3}\n"),
+        ("m: {a: 1, c: 3}\n", "c", "m: {a: 1}\n"),
+        ("m:\n  a: 1\n  b: 2\nz: 0\n", "b", "m:\n  a: 1\nz: 0\n"),
+        ("m:\n  a: 1\n  b: 2", "b", "m:\n  a: 1\n"),
+    ],
+)
+def test_an_entry_is_removed_with_its_separator_or_line(text: str, key: str, after: str) -> None:
+    src = source(text)
+    seen, _ = expected_of(src)
+    mapping = get(src.root, "m")
+    key_node = next(pair[0] for pair in mapping.value if pair[0].value == key)
+    src.remove_entry(mapping, key_node)
+    del seen[id(mapping)][key]
+    assert src.result(seen[id(src.root)]).decode() == after
+
+
+@pytest.mark.parametrize("text", ["m: {a: 1}\n", "m:\n  a: 1\n", "m: {b: 0, a: 1}\n"])
+def test_the_only_entry_or_one_on_a_shared_line_is_not_removed(text: str) -> None:
+    src = source(text)
+    mapping = get(src.root, "m")
+    key_node = next(pair[0] for pair in mapping.value if pair[0].value == "a")
+    if text.startswith("m: {b"):  # (not the only one: removed after its separator)
+        src.remove_entry(mapping, key_node)
+        assert src.edited() == "m: {b: 0}\n"
+        return
+    with pytest.raises(Refused, match="the only entry of a mapping"):
+        src.remove_entry(mapping, key_node)
+
+
+def test_no_items_removed_is_no_change_and_all_of_a_block_list_is_refused() -> None:
+    src = source("l:\n- a\n- b\n")
+    sequence = get(src.root, "l")
+    src.remove_items(sequence, 1, 1)
+    assert src.splices == []
+    with pytest.raises(Refused, match="every item of a block sequence"):
+        src.remove_items(sequence, 0, 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        ("l:\n- a\n- b\n- c", "l:\n- a"),
+        ("l:\r\n- a\r\n- b\r\n- c", "l:\r\n- a"),
+    ],
+)
+def test_the_last_items_go_with_the_break_before_them_when_the_file_ends_without_one(
+    text: str, after: str
+) -> None:
+    src = source(text)
+    seen, _ = expected_of(src)
+    sequence = get(src.root, "l")
+    src.remove_items(sequence, 1, 3)
+    del seen[id(sequence)][1:]
+    assert src.result(seen[id(src.root)]).decode() == after
+
+
+@pytest.mark.parametrize(
+    ("text", "item", "after"),
+    [
+        ("l:\n- name: a\n", {"name": "-x"}, "l:\n- name: a\n- name: -x\n"),
+        ("l:\n- 'name': 'a'\n", {"name": "b"}, "l:\n- 'name': 'a'\n- 'name': 'b'\n"),
+        ("l:\n- {}\n", {"name": "b"}, "l:\n- {}\n- name: b\n"),
+        ("l: [{name: a}]\n", {"name": "b"}, 'l: [{name: a}, {"name": "b"}]\n'),
+        ("l:\n- x", "z", "l:\n- x\n- z"),
+    ],
+)
+def test_an_item_is_written_as_its_sequence_writes_them(text: str, item: Any, after: str) -> None:
+    src = source(text)
+    seen, _ = expected_of(src)
+    sequence = get(src.root, "l")
+    src.insert_items(sequence, len(sequence.value), [item])
+    new = meaning(compose(f"- {json.dumps(item)}"))[0]
+    seen[id(sequence)].append(new)
+    assert src.result(seen[id(src.root)]).decode() == after
+
+
+def test_an_item_whose_dash_a_comment_hides_is_refused() -> None:
+    src = source("l:\n- # the first\n  name: a\n")
+    with pytest.raises(Refused, match="without its dash"):
+        src.insert_items(get(src.root, "l"), 0, ["x"])
