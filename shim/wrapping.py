@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from shim import LAUNCHERS
 from shim.backends import program_name, recognise
@@ -138,6 +138,16 @@ def _set_null(source: Source, pair: tuple[Node, Node], value: str) -> None:
         source.replace(node, value)
 
 
+def _give_back(source: Source, key: Node, node: Node, old: str) -> Any:
+    """Put back `old`, the text the value `node` of `key` had before wrap ("": nothing
+    after the colon); what it means."""
+    if old:
+        source.replace(node, old)
+    else:  # `key:` and nothing: wrap put a space and the value after the colon
+        source.splice(_after_colon(source, key), node.end_mark.index, "")
+    return meaning(compose(old)) if old.strip() else (_NULL, "")
+
+
 def _source_text(source: Source, node: Node) -> str:
     return source.text[node.start_mark.index : node.end_mark.index]
 
@@ -197,12 +207,17 @@ class Wrap:
 
         if allowed is not None:
             record.update(kuberc=allowed.kuberc, kubercEntry=allowed.entry)
-        self._add_record(user, {"name": EXTENSION, "extension": record})
+        self._add_record(user, record)
         return Change(describe(before), describe([shim, "--", program, *before[1:]]), allowed)
 
-    def _add_record(self, user: Node, item: dict[str, object]) -> None:
+    def _add_record(self, user: Node, record: dict[str, object]) -> None:
+        """The record first in the user's extensions. An `extensions` that was null or
+        empty has its text recorded, for unwrap to give back."""
         source, data = self.source, self.expected[id(user)]
         pair = _own_value(user, "extensions")
+        if pair is not None and (is_null(pair[1]) or (is_sequence(pair[1]) and not pair[1].value)):
+            record["extensionsText"] = _source_text(source, pair[1])
+        item = {"name": EXTENSION, "extension": record}
         if pair is None:
             first = entries(user)[0][0]
             source.add_entry(user, "extensions", [item], before=first)
@@ -228,10 +243,9 @@ class Wrap:
         before = _argv(section)
         record = _fields(record_at[1].value[record_at[2]]) if record_at is not None else {}
         data = self.expected[id(section)]
-        command_pair, args_pair = _own_value(section, "command"), _own_value(section, "args")
-        if command_pair is None or args_pair is None:
-            raise Refused("its command or args come from elsewhere")
-        command, (args_key, args) = command_pair[1], args_pair
+        # Both are there (_split_wrapped read them); one from a merge is refused here.
+        command = cast("tuple[Node, Node]", _own_value(section, "command"))[1]
+        args_key, args = cast("tuple[Node, Node]", _own_value(section, "args"))
         original = text_of(args.value[split + 1])
 
         # The recorded text, unless the command after `--` was changed since wrap.
@@ -249,12 +263,7 @@ class Wrap:
             source.remove_entry(section, args_key)
             del data["args"]
         elif isinstance(record.get("argsText"), str) and len(args.value) == split + 2:
-            old = record["argsText"]
-            if old:
-                source.replace(args, old)
-            else:  # `args:` and nothing: wrap put a space and the list after the colon
-                source.splice(_after_colon(source, args_key), args.end_mark.index, "")
-            data["args"] = meaning(compose(old)) if old.strip() else (_NULL, "")
+            data["args"] = _give_back(source, args_key, args, str(record["argsText"]))
         else:
             source.remove_items(args, 0, split + 2)
             del data["args"][0 : split + 2]
@@ -276,17 +285,23 @@ class Wrap:
         allowed = None
         if record_at is not None:
             holder, extensions, at = record_at
-            self._remove_record(holder, extensions, at)
+            self._remove_record(holder, extensions, at, record)
             if record.get("kubercEntry"):
                 allowed = Allowed(str(record["kuberc"]), str(record["kubercEntry"]))
         return Change(describe(before), describe(shown), allowed)
 
-    def _remove_record(self, user: Node, extensions: Node, at: int) -> None:
+    def _remove_record(
+        self, user: Node, extensions: Node, at: int, record: dict[str, object]
+    ) -> None:
         data = self.expected[id(user)]
         if len(extensions.value) == 1:
             key = next(pair[0] for pair in entries(user) if pair[1] is extensions)
-            self.source.remove_entry(user, key)
-            del data["extensions"]
+            old = record.get("extensionsText")
+            if isinstance(old, str):  # it was there, null or empty, before wrap
+                data["extensions"] = _give_back(self.source, key, extensions, old)
+            else:
+                self.source.remove_entry(user, key)
+                del data["extensions"]
         else:
             self.source.remove_items(extensions, at, at + 1)
             del data["extensions"][at]

@@ -152,3 +152,74 @@ def test_the_shim_is_recognised_under_both_names_with_its_options(
 def test_what_cannot_be_edited_safely_is_refused_with_the_reason(text: str, reason: str) -> None:
     with pytest.raises(Refused, match=reason):
         wrap_text(text)
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [
+        "  extensions:\n  - name: other\n    extension: {a: 1}\n",
+        "  extensions: [{name: other, extension: {}}]\n",
+    ],
+)
+def test_the_record_goes_first_among_the_users_own_extensions_and_leaves_them(
+    extensions: str,
+) -> None:
+    text = "name: demo\nuser:\n" + extensions + "  exec:\n    command: aws\n    args: [eks]\n"
+    after, _ = wrap_text(text)
+    user = get(compose(after), "user")
+    names = [get(item, "name").value for item in get(user, "extensions").value]
+    assert names == ["eks-token-shim", "other"]
+    back, _ = unwrap_text(after)
+    assert back == text
+
+
+@pytest.mark.parametrize("extensions", ["", " null", " ~", " []", " [ ]"])
+def test_a_null_or_empty_extensions_entry_takes_the_record_and_comes_back(
+    extensions: str,
+) -> None:
+    text = f"name: demo\nuser:\n  extensions:{extensions}\n  exec:\n    command: aws\n"
+    after, _ = wrap_text(text)
+    user = get(compose(after), "user")
+    names = [get(item, "name").value for item in get(user, "extensions").value]
+    assert names == ["eks-token-shim"]
+    back, _ = unwrap_text(after)
+    assert back == text
+
+
+@pytest.mark.parametrize(
+    "section",
+    ["    args: [eks]\n", "    command:\n    args: [eks]\n", "    command: [aws]\n"],
+)
+def test_an_exec_section_without_a_command_is_refused(section: str) -> None:
+    with pytest.raises(Refused, match="no command"):
+        wrap_text("name: u\nuser:\n  exec:\n" + section)
+
+
+def test_unwrap_refuses_a_section_that_does_not_run_the_shim() -> None:
+    with pytest.raises(Refused, match="it does not run the shim"):
+        unwrap_text("name: u\nuser:\n  exec:\n    command: aws\n    args: [eks]\n")
+
+
+def test_unwrap_refuses_a_command_that_comes_from_a_merge() -> None:
+    text = (
+        "base: &b {command: /opt/shim}\n"
+        "name: u\nuser:\n  exec:\n    <<: *b\n    args: [--, aws, eks]\n"
+    )
+    with pytest.raises(Refused, match="its `command` comes from a YAML merge"):
+        unwrap_text(text)
+
+
+def test_a_record_without_the_text_of_provide_cluster_info_gives_back_its_value() -> None:
+    """A record written by hand (or cut short) with the value alone: that value, written
+    in the file's style."""
+    text = (
+        "name: u\nuser:\n"
+        '  extensions: [{"name": "eks-token-shim", "extension": {"hadArgs": true,'
+        ' "commandText": "aws", "provideClusterInfo": false}}]\n'
+        "  exec:\n    provideClusterInfo: true\n    command: /opt/shim\n    args: [--, aws, eks]\n"
+    )
+    back, _ = unwrap_text(text)
+    assert back == (
+        "name: u\nuser:\n  exec:\n    provideClusterInfo: false\n    command: aws\n"
+        "    args: [eks]\n"
+    )
