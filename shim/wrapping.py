@@ -329,7 +329,7 @@ def _fields(item: Node) -> dict[str, Any]:
 
 
 def _plain_value(node: Node) -> Any:
-    if is_scalar(node) and node.tag == BOOL:
+    if node.tag == BOOL:  # (a scalar: only scalars have that tag)
         return node.value.lower() == "true"
     return text_of(node)
 
@@ -340,6 +340,4 @@ def as_meaning(value: Any) -> Any:
         return (BOOL, "true" if value else "false")
     if isinstance(value, dict):
         return {key: as_meaning(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [as_meaning(item) for item in value]
-    return (STR, str(value))
+    return (STR, str(value))  # (a record holds no lists)

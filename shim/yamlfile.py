@@ -35,8 +35,7 @@ def read(path: str) -> bytes:
         with open(path, "rb") as file:
             return file.read()
     except OSError as error:
-        reason = error.strerror or error
-        raise ShimError(f"{path}: cannot read: {reason}; nothing was changed") from None
+        raise ShimError(f"{path}: cannot read: {error.strerror}; nothing was changed") from None
 
 
 @contextlib.contextmanager

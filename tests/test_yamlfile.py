@@ -22,7 +22,14 @@ def test_the_lock_is_kubectls_and_is_gone_after(tmp_path: Path) -> None:
         assert lock.exists()
         with pytest.raises(FileExistsError):  # as kubectl's own O_EXCL open finds it
             os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        assert stat.S_IMODE(lock.stat().st_mode) == 0  # as client-go makes it
     assert not lock.exists()
+
+
+def test_a_file_that_cannot_be_read_is_an_error_that_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ShimError) as error:
+        yamlfile.read(str(tmp_path))
+    assert error.value.message == f"{tmp_path}: cannot read: Is a directory; nothing was changed"
 
 
 def test_a_lock_held_a_moment_is_waited_for(tmp_path: Path) -> None:
