@@ -62,7 +62,7 @@ def kubectl_locks(paths: Sequence[str]) -> Iterator[None]:
                 except OSError as error:
                     raise ShimError(
                         f"{path}: cannot take kubectl's lock {lock}: "
-                        f"{error.strerror or error}; nothing was changed"
+                        f"{error.strerror}; nothing was changed"
                     ) from None
             taken.append(lock)
         yield
