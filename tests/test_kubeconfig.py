@@ -621,6 +621,10 @@ def test_options_before_the_double_dash_and_the_shims_other_name_are_the_shims(
         ("contexts:\n- name: c\n  context: [u]\nusers: []\n", "context 'c' in "),
         ("contexts:\n- name: c\n  context:\nusers: []\n", "context 'c' in "),
         (
+            "contexts:\n- name: c\n  context: {user: gone}\nusers: []\n",
+            "context 'c' names user 'gone', which no file defines",
+        ),
+        (
             "x: &eks {command: aws, args: [eks, get-token, --cluster-name, c]}\n"
             "contexts:\n- name: c\n  context: {user: u}\n"
             "users:\n- name: u\n  user:\n    exec:\n      <<: *eks\n",
@@ -771,3 +775,42 @@ def test_an_allowlist_entry_stays_while_any_kubeconfig_needs_it(
         assert f"disallow: {kuberc}".encode() in last.stdout
     assert kuberc.read_bytes() == original_kuberc
     assert not registry.exists()
+
+
+def test_without_kubeconfig_or_its_variable_wrap_edits_the_home_one(
+    shim: Shim, private_home: Path
+) -> None:
+    config = private_home / ".kube" / "config"
+    config.parent.mkdir()
+    config.write_text(UPDATE_KUBECONFIG.format(ca="LS0tLS1CRUdJTg==", server="https://eks.example"))
+    assert b"changed 1 user in 1 file" in kubeconfig_cmd(shim, "wrap").stdout
+    assert b"eks-token-shim" in config.read_bytes()
+
+
+def test_the_command_wrap_names_is_the_installed_launcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher that runs us; else the one beside our interpreter; else the one on
+    PATH; else an error that says so."""
+    import sys
+
+    from shim.errors import ShimError
+    from shim.kubeconfig import shim_command
+
+    bin_dir, elsewhere = tmp_path / "bin", tmp_path / "elsewhere"
+    for directory in (bin_dir, elsewhere):
+        directory.mkdir()
+        (directory / "python").touch()
+    monkeypatch.setattr(sys, "argv", [str(bin_dir / "eks-get-token-use-cache"), "kubeconfig"])
+    assert shim_command() == str(bin_dir / "eks-get-token-use-cache")
+    monkeypatch.setattr(sys, "argv", ["-m"])  # python -m shim
+    monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
+    (bin_dir / "shim").touch()
+    assert shim_command() == str(bin_dir / "shim")
+    monkeypatch.setattr(sys, "executable", str(elsewhere / "python"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    (bin_dir / "shim").chmod(0o755)
+    assert shim_command() == str(bin_dir / "shim")
+    monkeypatch.setenv("PATH", str(elsewhere))
+    with pytest.raises(ShimError, match="cannot find the installed `shim`"):
+        shim_command()
