@@ -276,7 +276,7 @@ def _update_registry(
     except FileNotFoundError:
         before = None
     except OSError as error:
-        raise ShimError(f"cannot read {registry}: {error.strerror or error}") from None
+        raise ShimError(f"cannot read {registry}: {error.strerror}") from None
     after = allowlist.registry_text(kuberc_path, entry, unique) if unique else None
     plan.lists.append(yamlfile.Write(registry, before, after, like=kuberc_path, backup=False))
 

@@ -766,6 +766,7 @@ def test_an_allowlist_entry_stays_while_any_kubeconfig_needs_it(
         second_wrap = shim.run("kubeconfig", "wrap", "--kubeconfig", str(second))
         assert b"allow:" not in second_wrap.stdout  # the entry is there already
         assert registry.read_text().splitlines()[-2:] == [str(first), str(second)]
+        assert not Path(f"{registry}.eks-token-shim.bak").exists()  # (the shim's own file)
         unwrapped = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(first))
         assert b"disallow" not in unwrapped.stdout
         result = kubectl(shim, second)  # the oracle: kubectl still runs b's shim
