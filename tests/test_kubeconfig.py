@@ -815,3 +815,58 @@ def test_the_command_wrap_names_is_the_installed_launcher(
     monkeypatch.setenv("PATH", str(elsewhere))
     with pytest.raises(ShimError, match="cannot find the installed `shim`"):
         shim_command()
+
+
+TWO_USERS = """\
+apiVersion: v1
+kind: Config
+contexts:
+- name: a
+  context: {cluster: a, user: a}
+- name: b
+  context: {cluster: b, user: b}
+users:
+- name: a
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: aws
+      args: [eks, get-token, --cluster-name, a]
+- name: b
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: aws
+      args: [eks, get-token, --cluster-name, b]
+"""
+
+
+def test_the_allowlist_entry_stays_while_another_user_of_the_file_runs_the_shim(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    original_kuberc = kuberc.read_bytes()
+    config = tmp_path / "config"
+    config.write_text(TWO_USERS)
+    assert b"allow: " in kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config)).stdout
+    first = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config), "--context", "a")
+    assert b"disallow" not in first.stdout  # user b still runs the shim
+    assert kuberc.read_bytes() != original_kuberc
+    last = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config), "--context", "b")
+    assert f"disallow: {kuberc}".encode() in last.stdout
+    assert kuberc.read_bytes() == original_kuberc
+    assert config.read_text() == TWO_USERS
+
+
+def test_what_cannot_be_unwrapped_is_said_clearly_and_nothing_changes(
+    shim: Shim, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    config.write_text(TWO_USERS)
+    kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    anchored = config.read_text().replace("command: /", "command: &shim /", 1)
+    config.write_text(anchored)
+    result = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config), expect=1)
+    assert "cannot unwrap user 'a': a YAML anchor or tag sits on a value" in result.stderr.decode()
+    assert b"nothing was changed" in result.stderr
+    assert config.read_text() == anchored
