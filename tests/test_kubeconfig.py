@@ -870,3 +870,31 @@ def test_what_cannot_be_unwrapped_is_said_clearly_and_nothing_changes(
     assert "cannot unwrap user 'a': a YAML anchor or tag sits on a value" in result.stderr.decode()
     assert b"nothing was changed" in result.stderr
     assert config.read_text() == anchored
+
+
+def test_wrap_warns_of_a_command_the_allowlist_refuses_and_adds_nothing_for_it(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: kubelogin\n")
+    original_kuberc = kuberc.read_bytes()
+    config = tmp_path / "config"
+    config.write_text(TWO_USERS)
+    result = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config), "--context", "a")
+    warning = f"warning: {kuberc}'s allowlist does not allow aws: kubectl refuses it today"
+    assert warning in result.stderr.decode()
+    assert kuberc.read_bytes() == original_kuberc  # the shim in front of it would be refused too
+
+
+def test_a_file_listed_as_relying_on_the_entry_that_is_gone_no_longer_holds_it(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    original_kuberc = kuberc.read_bytes()
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    for config in (first, second):
+        config.write_text(TWO_USERS)
+        kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    second.unlink()  # (or no longer parses: it runs the shim for nobody)
+    last = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(first))
+    assert f"disallow: {kuberc}".encode() in last.stdout
+    assert kuberc.read_bytes() == original_kuberc
