@@ -44,9 +44,7 @@ def due(marker: str, now: float) -> bool:
 
 def start(args: list[str], marker: str, log_path: str) -> None:
     """Start `shim --background-refresh ARGS...` detached, unless its marker cannot be
-    touched: without it the 30 s guard could not hold back the next call. (Where os has
-    no posix_spawn, Windows, the AttributeError reaches shim.lookup.deliver, which drops
-    it: the entry is then refreshed in the foreground when it is due.)"""
+    touched: without it the 30 s guard could not hold back the next call."""
     try:
         touch_private(marker)
     except OSError:
@@ -56,18 +54,43 @@ def start(args: list[str], marker: str, log_path: str) -> None:
     except OSError:
         log_fd = os.open(os.devnull, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # no log
     try:
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-            (os.POSIX_SPAWN_DUP2, log_fd, 2),
-        ]
         isolated = "-Es" if sys.flags.no_user_site else "-E"
         child = [sys.executable, isolated, "-c", _CHILD, FLAG, *args]
-        os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
+        if sys.platform == "win32":
+            _start_on_windows(child, log_fd)
+        else:
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ]
+            os.posix_spawn(sys.executable, child, os.environ, file_actions=actions, setsid=True)
     except (OSError, NotImplementedError):
         pass  # no refresh ahead this time: the entry is fetched in the foreground when due
     finally:
         os.close(log_fd)
+
+
+def _start_on_windows(child: list[str], log_fd: int) -> None:
+    """The same on Windows: no console of kubectl's (DETACHED_PROCESS), a process group of
+    its own (kubectl's Ctrl-C is not its), out of kubectl's job where that job lets it go
+    (CREATE_BREAKAWAY_FROM_JOB), and no handle of ours but the three given."""
+    import subprocess
+
+    flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    for breakaway in (subprocess.CREATE_BREAKAWAY_FROM_JOB, 0):  # type: ignore[attr-defined]
+        try:
+            subprocess.Popen(
+                child,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_fd,
+                creationflags=flags | breakaway,
+            )
+            return
+        except PermissionError:  # a job that does not let its processes break away
+            if not breakaway:
+                raise
 
 
 def bound_log() -> None:

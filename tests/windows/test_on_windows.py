@@ -34,7 +34,8 @@ if os.environ.get("FAKE_MODE") == "hang":
     with open(os.environ["FAKE_CHILD"], "w") as noted:
         noted.write(str(child.pid))
     time.sleep(300)
-expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=14)
+life = float(os.environ.get("FAKE_LIFE", "840"))
+expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
 status = {"token": f"token-{os.getpid()}", "expirationTimestamp": f"{expiry:%Y-%m-%dT%H:%M:%SZ}"}
 kind, version = "ExecCredential", "client.authentication.k8s.io/v1beta1"
 print(json.dumps({"kind": kind, "apiVersion": version, "status": status}))
@@ -203,3 +204,19 @@ def test_wrap_edits_the_kubeconfig_kubectl_reads(shim: Shim) -> None:
     shim.run("kubeconfig", "wrap", HOME=str(git_home), USERPROFILE=str(profile))
     assert b"eks-token-shim" in (profile / ".kube" / "config").read_bytes()
     assert not (git_home / ".kube").exists()
+
+
+def test_a_hit_in_the_last_stretch_refreshes_in_the_background(shim: Shim) -> None:
+    """Detached, as on POSIX: the hit is served at once, and the backend runs again behind
+    it (its child has no console, process group or handles of kubectl's)."""
+    options = ("--refresh-before", "1", "--refresh-ahead", "20", "--", "fakeplugin")
+    first = shim.run(*options, FAKE_LIFE="30").stdout
+    time.sleep(16)  # 14 s left: in the refresh-ahead window (at most half the life)
+    assert shim.run(*options, FAKE_LIFE="30").stdout == first  # served from the cache
+    deadline = time.monotonic() + HANG_GUARD
+    while shim.backend_runs() < 2:
+        assert time.monotonic() < deadline, "no refresh ran behind the hit"
+        time.sleep(0.2)
+    while shim.run(*options, FAKE_LIFE="30").stdout == first:  # the refreshed entry, once saved
+        assert time.monotonic() < deadline, "the refresh was not saved"
+        time.sleep(0.2)
