@@ -117,10 +117,6 @@ def registry_text(kuberc: str, entry: str, paths: list[str]) -> bytes:
     return (header + "".join(f"{path}\n" for path in paths)).encode()
 
 
-def relies_on_registry(policy_file: Kuberc | None) -> bool:
-    """Whether wrap added an entry to this kuberc before (its list is there)."""
-    return (
-        policy_file is not None
-        and policy_file.policy.type == ALLOWLIST
-        and read_registry(policy_file.path) is not None
-    )
+def relies_on_registry(policy_file: Kuberc) -> bool:
+    """Whether wrap added an entry to this allowlist before (its list is there)."""
+    return policy_file.policy.type == ALLOWLIST and read_registry(policy_file.path) is not None

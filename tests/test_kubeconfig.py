@@ -766,6 +766,7 @@ def test_an_allowlist_entry_stays_while_any_kubeconfig_needs_it(
         second_wrap = shim.run("kubeconfig", "wrap", "--kubeconfig", str(second))
         assert b"allow:" not in second_wrap.stdout  # the entry is there already
         assert registry.read_text().splitlines()[-2:] == [str(first), str(second)]
+        assert registry.read_text().count("# kubeconfig files whose users run") == 1
         assert not Path(f"{registry}.eks-token-shim.bak").exists()  # (the shim's own file)
         unwrapped = shim.run("kubeconfig", "unwrap", "--kubeconfig", str(first))
         assert b"disallow" not in unwrapped.stdout
@@ -898,3 +899,28 @@ def test_a_file_listed_as_relying_on_the_entry_that_is_gone_no_longer_holds_it(
     last = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(first))
     assert f"disallow: {kuberc}".encode() in last.stdout
     assert kuberc.read_bytes() == original_kuberc
+
+
+@pytest.mark.parametrize("policy", ["Allowlist", "AllowAll"])
+def test_an_entry_for_the_shim_the_user_wrote_is_never_taken_out(
+    shim: Shim, tmp_path: Path, private_home: Path, policy: str
+) -> None:
+    """Allowed already, by the user's own entry: wrap adds none and unwrap takes none out,
+    even with the list of an earlier wrap's entry lying there (the policy changed since)."""
+    if policy == "Allowlist":
+        kuberc = write_kuberc(private_home, ALLOWLIST + f"- name: aws\n- name: {shim_path()}\n")
+    else:
+        kuberc = write_kuberc(private_home, "credentialPluginPolicy: AllowAll\n")
+    registry = Path(f"{kuberc}.eks-token-shim")
+    if policy == "AllowAll":
+        registry.write_text(f"{tmp_path / 'gone.yaml'}\n")
+    registry_before = registry.read_bytes() if registry.exists() else None
+    original_kuberc = kuberc.read_bytes()
+    config = tmp_path / "config"
+    config.write_text(TWO_USERS)
+    wrapped = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    assert b"allow: " not in wrapped.stdout  # allowed already
+    unwrapped = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
+    assert b"disallow" not in unwrapped.stdout
+    assert kuberc.read_bytes() == original_kuberc
+    assert (registry.read_bytes() if registry.exists() else None) == registry_before
