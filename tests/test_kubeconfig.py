@@ -924,3 +924,18 @@ def test_an_entry_for_the_shim_the_user_wrote_is_never_taken_out(
     assert b"disallow" not in unwrapped.stdout
     assert kuberc.read_bytes() == original_kuberc
     assert (registry.read_bytes() if registry.exists() else None) == registry_before
+
+
+def test_unwrap_without_the_list_of_files_still_takes_its_entry_out(
+    shim: Shim, tmp_path: Path, private_home: Path
+) -> None:
+    """The list removed by hand (or never written): the users this run unwraps decide."""
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    original_kuberc = kuberc.read_bytes()
+    config = tmp_path / "config"
+    config.write_text(TWO_USERS)
+    kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
+    Path(f"{kuberc}.eks-token-shim").unlink()
+    unwrapped = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
+    assert f"disallow: {kuberc}".encode() in unwrapped.stdout
+    assert kuberc.read_bytes() == original_kuberc
