@@ -134,8 +134,9 @@ def still_running(pid: int) -> bool:
 
 
 def test_a_timeout_ends_the_backend_and_the_process_it_started(shim: Shim) -> None:
-    done = shim.run("--timeout", "3", "--", "fakeplugin", expect=124, FAKE_MODE="hang")
-    assert b"timed out (--timeout 3 s) and was killed" in done.stderr
+    # (15 s: time for Wine to start cmd.exe, the backend and its child on a busy machine)
+    done = shim.run("--timeout", "15", "--", "fakeplugin", expect=124, FAKE_MODE="hang")
+    assert b"timed out (--timeout 15 s) and was killed" in done.stderr
     child = int((shim.root / "child").read_text())
     deadline = time.monotonic() + HANG_GUARD
     while still_running(child):
