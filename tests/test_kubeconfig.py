@@ -842,13 +842,25 @@ users:
 """
 
 
-def test_the_allowlist_entry_stays_while_another_user_of_the_file_runs_the_shim(
-    shim: Shim, tmp_path: Path, private_home: Path
-) -> None:
-    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
-    original_kuberc = kuberc.read_bytes()
+@pytest.fixture
+def two_users(tmp_path: Path) -> Path:
+    """A kubeconfig of two users that run aws, contexts `a` and `b`."""
     config = tmp_path / "config"
     config.write_text(TWO_USERS)
+    return config
+
+
+@pytest.fixture
+def aws_allowed(private_home: Path) -> tuple[Path, bytes]:
+    """A kuberc whose allowlist holds aws; its bytes."""
+    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
+    return kuberc, kuberc.read_bytes()
+
+
+def test_the_allowlist_entry_stays_while_another_user_of_the_file_runs_the_shim(
+    shim: Shim, two_users: Path, aws_allowed: tuple[Path, bytes]
+) -> None:
+    (kuberc, original_kuberc), config = aws_allowed, two_users
     assert b"allow: " in kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config)).stdout
     first = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config), "--context", "a")
     assert b"disallow" not in first.stdout  # user b still runs the shim
@@ -860,10 +872,9 @@ def test_the_allowlist_entry_stays_while_another_user_of_the_file_runs_the_shim(
 
 
 def test_what_cannot_be_unwrapped_is_said_clearly_and_nothing_changes(
-    shim: Shim, tmp_path: Path
+    shim: Shim, two_users: Path
 ) -> None:
-    config = tmp_path / "config"
-    config.write_text(TWO_USERS)
+    config = two_users
     kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
     anchored = config.read_text().replace("command: /", "command: &shim /", 1)
     config.write_text(anchored)
@@ -874,12 +885,10 @@ def test_what_cannot_be_unwrapped_is_said_clearly_and_nothing_changes(
 
 
 def test_wrap_warns_of_a_command_the_allowlist_refuses_and_adds_nothing_for_it(
-    shim: Shim, tmp_path: Path, private_home: Path
+    shim: Shim, two_users: Path, private_home: Path
 ) -> None:
     kuberc = write_kuberc(private_home, ALLOWLIST + "- name: kubelogin\n")
-    original_kuberc = kuberc.read_bytes()
-    config = tmp_path / "config"
-    config.write_text(TWO_USERS)
+    original_kuberc, config = kuberc.read_bytes(), two_users
     result = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config), "--context", "a")
     warning = f"warning: {kuberc}'s allowlist does not allow aws: kubectl refuses it today"
     assert warning in result.stderr.decode()
@@ -887,10 +896,9 @@ def test_wrap_warns_of_a_command_the_allowlist_refuses_and_adds_nothing_for_it(
 
 
 def test_a_file_listed_as_relying_on_the_entry_that_is_gone_no_longer_holds_it(
-    shim: Shim, tmp_path: Path, private_home: Path
+    shim: Shim, tmp_path: Path, aws_allowed: tuple[Path, bytes]
 ) -> None:
-    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
-    original_kuberc = kuberc.read_bytes()
+    kuberc, original_kuberc = aws_allowed
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     for config in (first, second):
         config.write_text(TWO_USERS)
@@ -903,7 +911,7 @@ def test_a_file_listed_as_relying_on_the_entry_that_is_gone_no_longer_holds_it(
 
 @pytest.mark.parametrize("policy", ["Allowlist", "AllowAll"])
 def test_an_entry_for_the_shim_the_user_wrote_is_never_taken_out(
-    shim: Shim, tmp_path: Path, private_home: Path, policy: str
+    shim: Shim, tmp_path: Path, private_home: Path, two_users: Path, policy: str
 ) -> None:
     """Allowed already, by the user's own entry: wrap adds none and unwrap takes none out,
     even with the list of an earlier wrap's entry lying there (the policy changed since)."""
@@ -916,8 +924,7 @@ def test_an_entry_for_the_shim_the_user_wrote_is_never_taken_out(
         registry.write_text(f"{tmp_path / 'gone.yaml'}\n")
     registry_before = registry.read_bytes() if registry.exists() else None
     original_kuberc = kuberc.read_bytes()
-    config = tmp_path / "config"
-    config.write_text(TWO_USERS)
+    config = two_users
     wrapped = kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
     assert b"allow: " not in wrapped.stdout  # allowed already
     unwrapped = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
@@ -927,13 +934,10 @@ def test_an_entry_for_the_shim_the_user_wrote_is_never_taken_out(
 
 
 def test_unwrap_without_the_list_of_files_still_takes_its_entry_out(
-    shim: Shim, tmp_path: Path, private_home: Path
+    shim: Shim, two_users: Path, aws_allowed: tuple[Path, bytes]
 ) -> None:
     """The list removed by hand (or never written): the users this run unwraps decide."""
-    kuberc = write_kuberc(private_home, ALLOWLIST + "- name: aws\n")
-    original_kuberc = kuberc.read_bytes()
-    config = tmp_path / "config"
-    config.write_text(TWO_USERS)
+    (kuberc, original_kuberc), config = aws_allowed, two_users
     kubeconfig_cmd(shim, "wrap", "--kubeconfig", str(config))
     Path(f"{kuberc}.eks-token-shim").unlink()
     unwrapped = kubeconfig_cmd(shim, "unwrap", "--kubeconfig", str(config))
