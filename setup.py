@@ -13,11 +13,16 @@ Both run eks_token_shim_launcher.main. A wheel carries the launchers of the plat
 it was built on, so a release publishes one for each (see the release workflow).
 """
 
+import os
 import sys
 
 from setuptools import setup
 
-LAUNCHERS = ("shim", "eks-get-token-use-cache")
+# Their names are the files of scripts/launchers (shim.LAUNCHERS names them too: a test
+# holds the two together).
+LAUNCHERS = sorted(
+    os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "launchers"))
+)
 
 if sys.platform == "win32":
     setup(
