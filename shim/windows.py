@@ -242,13 +242,13 @@ class BackendJob:
             reader.start()
 
     def _read(self, pipe: Any, is_stdout: bool) -> None:
-        from shim.process import MAX_OUTPUT
+        from shim.process import _READ_SIZE, _TAIL, MAX_OUTPUT
 
         fd = pipe.fileno()
         with contextlib.suppress(OSError):
-            while data := os.read(fd, 65536):
+            while data := os.read(fd, _READ_SIZE):
                 if not is_stdout:
-                    self.stderr_tail = (self.stderr_tail + data)[-8192:]
+                    self.stderr_tail = (self.stderr_tail + data)[-_TAIL:]
                     log.relay(data)
                     continue
                 self._chunks.append(data)
