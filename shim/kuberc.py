@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from shim.errors import ShimError, not_found
+from shim.errors import BackendError, ShimError, not_found
 from shim.files import open_regular, read_all
 
 ALLOW_ALL, DENY_ALL, ALLOWLIST = "AllowAll", "DenyAll", "Allowlist"
@@ -46,7 +46,9 @@ class Policy(NamedTuple):  # (not a dataclass: see shim.flow.Answer)
         (look_path): never found through an empty PATH entry, `.` or a relative one."""
         command = argv[0]
         if self.type == ALLOW_ALL:
-            return list(argv) if "/" in command else [program(command, environ), *argv[1:]]
+            if has_directory(command):
+                return list(argv)
+            return [program(command, environ), *argv[1:]]
         if self.type == DENY_ALL:
             raise PolicyError(
                 f"{self.path} sets credentialPluginPolicy: DenyAll, so kubectl runs no "
@@ -189,7 +191,10 @@ def _problem(policy_type: str, entries: list[str], listed: bool) -> str | None:
 
 def look_path(name: str, environ: Mapping[str, str]) -> str | None:
     """Go's exec.LookPath, made absolute as client-go compares paths (filepath.Abs): a name
-    with a slash from the current directory, else the first executable on PATH."""
+    with a slash from the current directory, else the first executable on PATH. On
+    Windows, Go's Windows LookPath (shim.windows.look_path)."""
+    if sys.platform == "win32":
+        return _look_path_on_windows(name, environ)
     if "/" in name:
         try:
             path = _clean(os.path.join(os.getcwd(), name))  # (a name that is absolute stays)
@@ -201,12 +206,30 @@ def look_path(name: str, environ: Mapping[str, str]) -> str | None:
         return candidate
     # Go >= 1.19 refuses a match relative to the current directory (exec.ErrDot), unless
     # GODEBUG says execerrdot=0; client-go then runs it made absolute.
-    if not _dot_allowed(environ):
+    from shim.windows import dot_allowed_by  # (Go parses GODEBUG alike everywhere)
+
+    if not dot_allowed_by(environ.get("GODEBUG", "")):
         return None
     try:
         return _clean(os.path.join(os.getcwd(), candidate))
     except OSError:  # the current directory is gone: nothing relative to it runs
         return None
+
+
+def _look_path_on_windows(name: str, environ: Mapping[str, str]) -> str | None:
+    from shim import windows
+
+    try:
+        found = windows.look_path(name, environ)
+    except FileNotFoundError:  # (a DotError too: kubectl runs no such match)
+        return None
+    return found if windows.is_abs(found) else windows.absolute(found)
+
+
+def has_directory(command: str) -> bool:
+    """Whether `command` names a path, not a program to look up (Go's test: a `/`; on
+    Windows also `\\` or a drive's `:`)."""
+    return any(char in command for char in (":\\/" if sys.platform == "win32" else "/"))
 
 
 def _first_on_path(name: str, environ: Mapping[str, str]) -> str | None:
@@ -219,36 +242,43 @@ def _first_on_path(name: str, environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def _dot_allowed(environ: Mapping[str, str]) -> bool:
-    """Whether GODEBUG turns exec.ErrDot off (execerrdot=0; the last setting wins)."""
-    settings = [item.strip() for item in environ.get("GODEBUG", "").split(",")]
-    values = [item.partition("=")[2] for item in settings if item.startswith("execerrdot=")]
-    return bool(values) and values[-1] == "0"
-
-
 def program(name: str, environ: Mapping[str, str]) -> str:
     """The program kubectl runs for the command `name`: look_path's, made absolute; a
     BackendError (127) when there is none. A name with a slash is run as it is written."""
-    if sys.platform == "win32":  # Go's LookPath differs there: PATHEXT, `\\`, no X_OK
-        from shim.windows import look_path as look_path_on_windows
-
-        try:
-            return look_path_on_windows(name, dict(environ))
-        except FileNotFoundError:
-            raise not_found(name) from None
-    resolved = name if "/" in name else look_path(name, environ)
+    if sys.platform == "win32":
+        return _program_on_windows(name, environ)
+    resolved = name if has_directory(name) else look_path(name, environ)
     if resolved is not None:
         return resolved
-    error = not_found(name)
     relative = _first_on_path(name, environ)
     if relative is not None:  # (look_path refused it: it is relative to the current directory)
         shown = relative if "/" in relative else "./" + relative
-        error.message = (
-            f"{name}: command not found: the only match is {shown}, through a PATH entry "
-            "relative to the current directory, which kubectl does not run either "
-            "(Go's exec.ErrDot)"
-        )
-    raise error
+        raise _refused_as_relative(name, f"{shown}, through a PATH entry")
+    raise not_found(name)
+
+
+def _refused_as_relative(name: str, match: str) -> BackendError:
+    """Not found, as kubectl says it when the only match is relative to the current
+    directory (`match` says where)."""
+    error = not_found(name)
+    error.message = (
+        f"{name}: command not found: the only match is {match} relative to the current "
+        "directory, which kubectl does not run either (Go's exec.ErrDot)"
+    )
+    return error
+
+
+def _program_on_windows(name: str, environ: Mapping[str, str]) -> str:
+    from shim import windows
+
+    try:
+        found = windows.look_path(name, environ)
+    except windows.DotError as error:
+        shown = error.found if has_directory(error.found) else ".\\" + error.found
+        raise _refused_as_relative(name, shown) from None
+    except FileNotFoundError:
+        raise not_found(name) from None
+    return found if windows.is_abs(found) else windows.absolute(found)
 
 
 def _executable(path: str) -> bool:

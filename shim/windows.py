@@ -12,9 +12,9 @@ keeps what it started running, as on POSIX: the limit is lifted before the handl
 is closed.
 
 The command is looked up as Go's LookPath does it on Windows (which kubectl uses):
-on PATH only, never in the current directory, trying each PATHEXT extension, so a
-`aws.cmd` installed by pip is found as `aws`. CreateProcess itself would also look
-in the current directory and beside python.exe.
+on PATH, trying each PATHEXT extension, so a `aws.cmd` installed by pip is found as
+`aws`; a match in the current directory or through a relative PATH entry is refused
+(Go's ErrDot), where CreateProcess itself would run it, or a program beside python.exe.
 
 Pipes cannot be polled on Windows: a thread reads each of stdout and stderr.
 """
@@ -22,10 +22,12 @@ Pipes cannot be polled on Windows: a thread reads each of stdout and stderr.
 from __future__ import annotations
 
 import contextlib
+import ntpath
 import os
 import signal
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from shim import log
 from shim.deadline import Deadline
@@ -43,44 +45,133 @@ _DEFAULT_PATHEXT = ".com;.exe;.bat;.cmd"  # Go's, when PATHEXT is unset or empty
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGBREAK") if hasattr(signal, name))
 
 
-def look_path(name: str, env: dict[str, str]) -> str:
-    """Where Go's LookPath finds `name` on Windows with `env`'s PATH and PATHEXT; a name
-    with a directory in it is taken as it is (with PATHEXT tried). FileNotFoundError when
-    there is none. Never the current directory for a bare name: kubectl (Go 1.19 on)
-    refuses what only the current directory has."""
-    exts = [ext.lower() for ext in (_get(env, "PATHEXT") or _DEFAULT_PATHEXT).split(";") if ext]
+class DotError(FileNotFoundError):
+    """Go's exec.ErrDot: the only match is relative to the current directory (the
+    current directory itself, or a relative PATH entry), which kubectl does not run."""
+
+    def __init__(self, name: str, found: str) -> None:
+        super().__init__(2, "found only relative to the current directory", name)
+        self.found = found
+
+
+class Disk(NamedTuple):
+    """What look_path asks of the file system (a test gives it another)."""
+
+    is_file: Callable[[str], bool] = os.path.isfile
+    same_file: Callable[[str, str], bool] = os.path.samefile
+
+
+DISK = Disk()
+
+
+def look_path(name: str, env: Mapping[str, str], disk: Disk = DISK) -> str:
+    """Where Go's exec.LookPath (os/exec/lp_windows.go, Go >= 1.22) finds `name` with
+    `env`: the path as Go spells it, which client-go runs and compares with allowlist
+    entries. A name with `:`, `\\` or `/` is taken as written. A bare name is looked for
+    in the current directory (unless NoDefaultCurrentDirectoryInExePath is set) and in
+    each PATH directory, trying the PATHEXT extensions (lowered); the file system decides
+    case. FileNotFoundError when nothing matches; DotError when the match is relative to
+    the current directory and no PATH directory has the same file (GODEBUG
+    execerrdot=0 lets Go return such a match: so do we)."""
+    exts = _path_exts(_get(env, "PATHEXT"))
     if any(char in name for char in ":\\/"):
-        found = _with_extension(name, exts)
-    else:
-        found = None
-        for directory in _get(env, "PATH").split(";"):
-            directory = directory.strip('"')
-            if directory:
-                found = _with_extension(os.path.join(directory, name), exts)
-                if found:
-                    break
-    if found is None:
-        raise FileNotFoundError(2, "not found", name)
-    return found
+        found = _with_extension(name, exts, disk)
+        if found is None:
+            raise FileNotFoundError(2, "not found", name)
+        return found
+    dot_allowed = dot_allowed_by(_get(env, "GODEBUG"))
+    dot: str | None = None
+    if not any(key.upper() == "NODEFAULTCURRENTDIRECTORYINEXEPATH" for key in env):
+        dot = _with_extension(_join(".", name), exts, disk)
+        if dot is not None and dot_allowed:
+            return dot
+    for directory in _split_list(_get(env, "PATH")):
+        if not directory:  # (Go skips an empty entry, as PowerShell does)
+            continue
+        found = _with_extension(_join(directory, name), exts, disk)
+        if found is None:
+            continue
+        if dot is not None and not _same(dot, found, disk):
+            raise DotError(name, dot)  # (the same file on PATH is taken by its PATH name)
+        if not is_abs(found) and not dot_allowed:
+            dot = dot or found  # a relative PATH entry: refused, but the search goes on
+            continue
+        return found
+    if dot is not None:
+        raise DotError(name, dot)
+    raise FileNotFoundError(2, "not found", name)
 
 
-def _get(env: dict[str, str], key: str) -> str:
+def absolute(path: str) -> str:
+    """Go's filepath.Abs on Windows: `path` joined to the current directory, cleaned."""
+    return ntpath.normpath(ntpath.join(os.getcwd(), path))
+
+
+def _path_exts(pathext: str) -> list[str]:
+    """Go's pathExt(): PATHEXT's extensions, lowered, each with its dot; the default when
+    PATHEXT is unset or empty (but none at all when it holds only separators)."""
+    if not pathext:
+        return _DEFAULT_PATHEXT.split(";")
+    return [ext if ext.startswith(".") else "." + ext for ext in pathext.lower().split(";") if ext]
+
+
+def _with_extension(path: str, exts: list[str], disk: Disk) -> str | None:
+    """Go's findExecutable: `path` if it has an extension (or no extension is to be tried)
+    and is a file, else the first `path`+ext that is a file."""
+    last = max(path.rfind(char) for char in ".\\/:")
+    if (not exts or (last >= 0 and path[last] == ".")) and disk.is_file(path):
+        return path
+    return next((path + ext for ext in exts if disk.is_file(path + ext)), None)
+
+
+def _split_list(path: str) -> list[str]:
+    """Go's filepath.SplitList on Windows: `;` separates except inside double quotes,
+    which are then removed."""
+    if not path:
+        return []
+    items, start, quoted = [], 0, False
+    for index, char in enumerate(path):
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            items.append(path[start:index])
+            start = index + 1
+    items.append(path[start:])
+    return [item.replace('"', "") for item in items]
+
+
+def _join(directory: str, name: str) -> str:
+    """Go's filepath.Join of two non-empty elements on Windows: joined, then cleaned."""
+    return ntpath.normpath(directory + "\\" + name)
+
+
+def is_abs(path: str) -> bool:
+    """Go's filepath.IsAbs on Windows: a UNC path, or a drive followed by a separator
+    (`\\x` and `C:x` are not; ntpath.isabs says otherwise for `\\x` before Python 3.13)."""
+    drive, rest = ntpath.splitdrive(path)
+    return drive.startswith(("\\\\", "//")) or (bool(drive) and rest[:1] in ("\\", "/"))
+
+
+def _same(first: str, second: str, disk: Disk) -> bool:
+    try:
+        return disk.same_file(first, second)
+    except OSError:
+        return False
+
+
+def dot_allowed_by(godebug: str) -> bool:
+    """Whether GODEBUG turns exec.ErrDot off (execerrdot=0; the last setting wins)."""
+    settings = [item.strip() for item in godebug.split(",")]
+    values = [item.partition("=")[2] for item in settings if item.startswith("execerrdot=")]
+    return bool(values) and values[-1] == "0"
+
+
+def _get(env: Mapping[str, str], key: str) -> str:
     """`env`'s `key`, matched without case as Windows does."""
     for name, value in env.items():
         if name.upper() == key:
             return value
     return ""
-
-
-def _with_extension(path: str, exts: list[str]) -> str | None:
-    """`path` if it has an extension and is a file, else the first `path`+ext that is."""
-    last = max(path.rfind(char) for char in ".\\/:")
-    if last >= 0 and path[last] == "." and os.path.isfile(path):
-        return path
-    for ext in exts:
-        if os.path.isfile(path + ext):
-            return path + ext
-    return None
 
 
 def _kernel32() -> Any:

@@ -155,8 +155,44 @@ def test_a_backend_only_in_the_current_directory_is_not_run(shim: Shim, tmp_path
     (here / "planted.cmd").write_text("@echo planted> ran\r\n")
     shutil.copy(sys.executable, here / "planted.exe")  # what CreateProcess would run
     done = shim.run("--", "planted", cwd=here, expect=127)
-    assert b"planted: command not found" in done.stderr
+    assert b"planted: command not found: the only match is .\\planted." in done.stderr
+    assert b"relative to the current directory" in done.stderr
     assert not (here / "ran").exists()
+
+
+def allowlist(shim: Shim, *entries: str) -> str:
+    """A kuberc allowing only `entries` (kubectl 1.35's credential-plugin allowlist)."""
+    kuberc = shim.root / "kuberc"
+    lines = [f"- name: '{entry}'" for entry in entries]
+    kuberc.write_text(
+        "apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n"
+        "credentialPluginPolicy: Allowlist\ncredentialPluginAllowlist:\n" + "\n".join(lines)
+    )
+    return str(kuberc)
+
+
+def test_the_allowlist_matches_a_backend_as_go_finds_it_on_windows(shim: Shim) -> None:
+    """An entry matches the command as written, or the same path once Go's Windows
+    LookPath (PATH and PATHEXT) has found both: `fakeplugin` is `...\\fakeplugin.cmd`."""
+    cases = [
+        ("fakeplugin", "fakeplugin"),
+        ("fakeplugin", str(shim.bin / "fakeplugin.cmd")),
+        (str(shim.bin / "fakeplugin"), "fakeplugin"),
+    ]
+    for number, (command, entry) in enumerate(cases):
+        cache = str(shim.root / f"cache{number}")  # (a hit would not ask the policy)
+        shim.run("--", command, EKS_SHIM_CACHE_DIR=cache, KUBERC=allowlist(shim, entry))
+    assert shim.backend_runs() == len(cases)
+
+
+def test_the_allowlist_compares_paths_as_go_does_with_their_case(shim: Shim) -> None:
+    """client-go compares the strings LookPath gives: an entry in other letters is another
+    entry, as for kubectl, though Windows would open the same file. Never wider."""
+    other_case = str(shim.bin / "FAKEPLUGIN.CMD")
+    done = shim.run("--", "fakeplugin", expect=1, KUBERC=allowlist(shim, other_case))
+    assert b"fakeplugin is not one of them: it was not run" in done.stderr
+    assert f"add `- name: {shim.bin / 'fakeplugin.cmd'}`".encode() in done.stderr
+    assert shim.backend_runs() == 0
 
 
 KUBECONFIG = """\
