@@ -185,6 +185,11 @@ def make_private_dirs(path: str) -> None:
         path = parent
     for directory in reversed(missing):
         try:
+            if os.name == "nt":  # (mode bits mean nothing there: an owner-only ACL)
+                from shim.windows import make_private_dir
+
+                make_private_dir(directory)
+                continue
             os.mkdir(directory, 0o700)
         except FileExistsError:
             if not os.path.isdir(directory):

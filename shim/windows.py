@@ -180,6 +180,44 @@ def _kernel32() -> Any:
     return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
 
 
+# What CPython (3.12.4 on, 3.13) gives os.mkdir(path, 0o700) on Windows: full control
+# for SYSTEM, the Administrators and the owner alone, inherited by what is created in
+# it, and nothing inherited from above (protected). Older Pythons ignore the mode there.
+PRIVATE_DIRECTORY_SDDL = "D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FA;;;OW)"
+_SDDL_REVISION_1 = 1
+_ERROR_ALREADY_EXISTS = 183
+
+
+def make_private_dir(path: str) -> None:
+    """Create the directory `path` with PRIVATE_DIRECTORY_SDDL's ACL, whatever Python runs
+    us; FileExistsError when something is there already."""
+    import ctypes
+
+    class SecurityAttributes(ctypes.Structure):
+        _fields_ = [
+            ("nLength", ctypes.c_uint32),
+            ("lpSecurityDescriptor", ctypes.c_void_p),
+            ("bInheritHandle", ctypes.c_int),
+        ]
+
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32 = _kernel32()
+    descriptor = ctypes.c_void_p()
+    if not advapi32.ConvertStringSecurityDescriptorToSecurityDescriptorW(
+        PRIVATE_DIRECTORY_SDDL, _SDDL_REVISION_1, ctypes.byref(descriptor), None
+    ):
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+    try:
+        attributes = SecurityAttributes(ctypes.sizeof(SecurityAttributes), descriptor, 0)
+        if not kernel32.CreateDirectoryW(path, ctypes.byref(attributes)):
+            code = ctypes.get_last_error()  # type: ignore[attr-defined]
+            if code == _ERROR_ALREADY_EXISTS:
+                raise FileExistsError(17, "already exists", path)
+            raise ctypes.WinError(code)  # type: ignore[attr-defined]
+    finally:
+        kernel32.LocalFree(descriptor)
+
+
 def _limits(flags: int) -> Any:
     """A JOBOBJECT_EXTENDED_LIMIT_INFORMATION with LimitFlags `flags`."""
     import ctypes

@@ -195,6 +195,59 @@ def test_the_allowlist_compares_paths_as_go_does_with_their_case(shim: Shim) -> 
     assert shim.backend_runs() == 0
 
 
+def dacl_of(path: Path) -> str:
+    """The DACL of `path`, in SDDL, as Windows reports it."""
+    import ctypes
+
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)  # type: ignore[attr-defined]
+    descriptor, dacl, text = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_wchar_p()
+    se_file_object, dacl_security_information = 1, 4
+    code = advapi32.GetNamedSecurityInfoW(
+        str(path), se_file_object, dacl_security_information,
+        None, None, ctypes.byref(dacl), None, ctypes.byref(descriptor),
+    )  # fmt: skip
+    assert code == 0, f"GetNamedSecurityInfoW: error {code}"
+    assert advapi32.ConvertSecurityDescriptorToStringSecurityDescriptorW(
+        descriptor, 1, dacl_security_information, ctypes.byref(text), None
+    ), "ConvertSecurityDescriptorToStringSecurityDescriptorW failed"
+    return text.value or ""
+
+
+def private_and_plain(tmp_path: Path) -> tuple[str, str]:
+    """The DACLs of a directory made by os.mkdir(path, 0o700) in a CPython that makes it
+    owner-only (3.12.4 on), and of one made without a mode. Under Wine both follow the
+    Unix mode (no `P`, no Administrators: Wine's own), but they still differ."""
+    assert sys.version_info >= (3, 12, 4), "the oracle: CPython's private mkdir"
+    (tmp_path / "private").mkdir(0o700)
+    (tmp_path / "plain").mkdir()
+    private, plain = dacl_of(tmp_path / "private"), dacl_of(tmp_path / "plain")
+    assert private != plain  # (else these tests could not fail)
+    return private, plain
+
+
+def test_the_cache_directory_gets_the_acl_python_gives_a_private_directory(
+    shim: Shim, tmp_path: Path
+) -> None:
+    cache = tmp_path / "made" / "cache"
+    shim.run("--", "fakeplugin", EKS_SHIM_CACHE_DIR=str(cache))
+    private, _ = private_and_plain(tmp_path)
+    assert dacl_of(cache) == dacl_of(cache.parent) == private
+
+
+def test_private_directories_do_not_depend_on_the_python_running_the_shim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pythons before 3.12.4 ignore os.mkdir's mode on Windows (the default ACL, which
+    may let others read): the shim sets the private ACL itself."""
+    from shim.files import make_private_dirs
+
+    private, _ = private_and_plain(tmp_path)
+    real_mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", lambda path, mode=0o777, **kw: real_mkdir(path, **kw))
+    make_private_dirs(str(tmp_path / "older" / "python"))
+    assert dacl_of(tmp_path / "older") == dacl_of(tmp_path / "older" / "python") == private
+
+
 KUBECONFIG = """\
 apiVersion: v1
 kind: Config
