@@ -122,7 +122,11 @@ def deliver(
 
 
 def client_identity() -> str:
-    """The asking process: its pid and, where /proc tells, its executable."""
+    """The asking process: its pid and, where the system tells, its executable."""
+    if os.name == "nt":  # (our parent may be pip's shim.exe: shim.windows sees past it)
+        from shim.windows import asker
+
+        return asker()
     ppid = os.getppid()
     try:
         executable = os.readlink(f"/proc/{ppid}/exe")

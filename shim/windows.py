@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from shim import log
+from shim import LAUNCHERS, log
 from shim.deadline import Deadline
 from shim.errors import EXIT_FAILURE, EXIT_TIMEOUT, BackendError, Terminated, not_found
 
@@ -38,8 +38,10 @@ _CREATE_NEW_PROCESS_GROUP = 0x00000200
 _PROCESS_TERMINATE = 0x0001
 _PROCESS_SET_QUOTA = 0x0100
 _PROCESS_SUSPEND_RESUME = 0x0800
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 _JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
 _JOB_OBJECT_EXTENDED_LIMIT_INFORMATION = 9  # its JOBOBJECTINFOCLASS
+_TH32CS_SNAPPROCESS = 0x00000002
 _DEFAULT_PATHEXT = ".com;.exe;.bat;.cmd"  # Go's, when PATHEXT is unset or empty
 # The signals that end us while a backend runs (the console's Ctrl-C and Ctrl-Break).
 FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGBREAK") if hasattr(signal, name))
@@ -178,6 +180,75 @@ def _kernel32() -> Any:
     import ctypes
 
     return ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+
+
+def asker() -> str:
+    """The process asking for a credential, as `<pid> <executable name> <start time>`: our
+    parent, or, when our parent is pip's `shim.exe` launcher (which runs python.exe as its
+    child and waits), the launcher's parent: kubectl, the same for every call it makes.
+    The start time tells a process from a later one given its pid (Windows reuses pids
+    at once)."""
+    table = _processes()
+    pid = table.get(os.getpid(), (0, ""))[0]  # (os.getppid() aborts under Wine 8)
+    parent, name = table.get(pid, (0, ""))
+    stem, _, extension = name.lower().rpartition(".")
+    if extension == "exe" and stem in LAUNCHERS and parent in table:
+        pid, name = parent, table[parent][1]
+    return f"{pid} {name} {_started(pid)}"
+
+
+def _started(pid: int) -> int:
+    """When process `pid` started (a FILETIME), or 0 when that cannot be asked."""
+    import ctypes
+
+    kernel32 = _kernel32()
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return 0
+    try:
+        times = [ctypes.c_uint64() for _ in range(4)]  # creation, exit, kernel, user
+        ok = kernel32.GetProcessTimes(ctypes.c_void_p(handle), *map(ctypes.byref, times))
+        return times[0].value if ok else 0
+    finally:
+        kernel32.CloseHandle(ctypes.c_void_p(handle))
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process's pid, with its parent's pid and its executable's file name (a
+    Toolhelp snapshot); empty if there is none."""
+    import ctypes
+
+    class ProcessEntry(ctypes.Structure):  # PROCESSENTRY32W
+        _fields_ = [
+            ("dwSize", ctypes.c_uint32),
+            ("cntUsage", ctypes.c_uint32),
+            ("th32ProcessID", ctypes.c_uint32),
+            ("th32DefaultHeapID", ctypes.c_size_t),
+            ("th32ModuleID", ctypes.c_uint32),
+            ("cntThreads", ctypes.c_uint32),
+            ("th32ParentProcessID", ctypes.c_uint32),
+            ("pcPriClassBase", ctypes.c_int32),
+            ("dwFlags", ctypes.c_uint32),
+            ("szExeFile", ctypes.c_wchar * 260),
+        ]
+
+    kernel32 = _kernel32()
+    kernel32.CreateToolhelp32Snapshot.restype = ctypes.c_void_p
+    snapshot = kernel32.CreateToolhelp32Snapshot(_TH32CS_SNAPPROCESS, 0)
+    if snapshot in (None, ctypes.c_void_p(-1).value):
+        return {}
+    table = {}
+    try:
+        entry = ProcessEntry()
+        entry.dwSize = ctypes.sizeof(ProcessEntry)
+        more = kernel32.Process32FirstW(ctypes.c_void_p(snapshot), ctypes.byref(entry))
+        while more:
+            table[entry.th32ProcessID] = (entry.th32ParentProcessID, entry.szExeFile)
+            more = kernel32.Process32NextW(ctypes.c_void_p(snapshot), ctypes.byref(entry))
+    finally:
+        kernel32.CloseHandle(ctypes.c_void_p(snapshot))
+    return table
 
 
 # What CPython (3.12.4 on, 3.13) gives os.mkdir(path, 0o700) on Windows: full control

@@ -195,6 +195,39 @@ def test_the_allowlist_compares_paths_as_go_does_with_their_case(shim: Shim) -> 
     assert shim.backend_runs() == 0
 
 
+# kubectl, as the shim sees it: one process running the shim N times (as client-go
+# does when the server answers 401 to the credential it was given), printing stderr.
+ASKING = r"""
+import subprocess, sys
+for _ in range(int(sys.argv[1])):
+    sys.stdout.buffer.write(subprocess.run(sys.argv[2:], capture_output=True).stderr)
+"""
+INFO = '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{}}'
+
+
+def ask(shim: Shim, times: int) -> bytes:
+    command = [sys.executable, "-c", ASKING, str(times), str(installed_shim()), "-v"]
+    done = subprocess.run(
+        [*command, "--", "fakeplugin"],
+        env={**shim.env, "KUBERNETES_EXEC_INFO": INFO},
+        cwd=shim.root,
+        capture_output=True,
+        timeout=HANG_GUARD,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_the_process_asking_is_the_launcher_s_parent(shim: Shim) -> None:
+    """pip's shim.exe runs python.exe as its child: the asker (whose asking again within
+    seconds is how a rejected token is noticed) is the process that ran shim.exe, the
+    same for both calls of one kubectl; another kubectl is another asker."""
+    again = b"asked again by the same process"
+    assert ask(shim, 2).count(again) == 1
+    assert again not in ask(shim, 1) + ask(shim, 1)
+    assert shim.backend_runs() == 1  # (no cluster to ask: the cache is served)
+
+
 def dacl_of(path: Path) -> str:
     """The DACL of `path`, in SDDL, as Windows reports it."""
     import ctypes
