@@ -152,8 +152,11 @@ class BackendProcess:
         read_end, write_end = os.pipe()
         err_read, err_write = os.pipe()
         terminal = _our_terminal()
+        # A path runs as it is: Apple's posix_spawnp runs a file that is no executable
+        # (ENOEXEC: no `#!`) under /bin/sh, which kubectl (Go's exec) never does.
+        spawn = os.posix_spawn if "/" in self.argv[0] else os.posix_spawnp
         try:
-            self.pid = os.posix_spawnp(
+            self.pid = spawn(
                 self.argv[0],
                 self.argv,
                 env,

@@ -542,6 +542,44 @@ def test_ending_a_backend_that_has_just_exited_is_not_a_crash_on_macos(
         os.waitpid(leader, os.WNOHANG)  # reaped
 
 
+def posix_spawnp_as_on_macos() -> Any:
+    """os.posix_spawnp as Apple's libc does it: a file the kernel refuses as no executable
+    (ENOEXEC) is run again as a script of /bin/sh, a path with a slash too."""
+    import errno
+
+    real = os.posix_spawn
+
+    def posix_spawnp(path: str, argv: list[str], env: dict[str, str], **kwargs: Any) -> int:
+        try:
+            return real(path, argv, env, **kwargs)
+        except OSError as error:
+            if error.errno != errno.ENOEXEC:
+                raise
+            return real("/bin/sh", ["sh", path, *argv[1:]], env, **kwargs)
+
+    return posix_spawnp
+
+
+def test_a_file_that_is_no_executable_is_not_run_as_a_shell_script_on_macos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubectl gives `exec format error` for an executable file without `#!`; Apple's
+    posix_spawnp would run it under sh. The shim runs the backend as kubectl would."""
+    from shim import process
+    from shim.errors import BackendError
+
+    ran = tmp_path / "ran"
+    script = tmp_path / "no-interpreter-line"
+    script.write_text(f"touch {ran}\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(os, "posix_spawnp", posix_spawnp_as_on_macos())
+    env = dict(os.environ)
+    with pytest.raises(BackendError) as refused, process.start([str(script)], env) as backend:
+        backend.finish(Deadline(HANG_GUARD))
+    assert refused.value.message == f"{script}: cannot run: Exec format error"
+    assert not ran.exists()
+
+
 def set_child_subreaper(on: bool) -> None:
     """Orphans of our children become ours (Linux's PR_SET_CHILD_SUBREAPER), not init's."""
     import ctypes
