@@ -1,4 +1,5 @@
-"""shim.lock: the per-key lock, in both implementations."""
+"""shim.lock: the per-key lock, in this platform's implementation (flock on POSIX,
+msvcrt on Windows, where scripts/windows-test runs these too)."""
 
 from __future__ import annotations
 
@@ -13,41 +14,28 @@ from helpers import locked, open_descriptors
 
 from shim import lock
 from shim.deadline import Deadline
-from shim.lock import IMPLEMENTATIONS, KeyLock
+from shim.lock import DEFAULT_IMPLEMENTATION, IMPLEMENTATIONS, KeyLock
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def implementation(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def test_the_lock_excludes_and_times_out(tmp_path: Path, implementation: str) -> None:
+def test_the_lock_excludes_and_times_out(tmp_path: Path) -> None:
     path = str(tmp_path / "k.lock")
-    with locked(path, 1, implementation) as held:
+    with locked(path, 1) as held:
         assert held
-        with locked(path, 0.05, implementation) as second:
+        with locked(path, 0.05) as second:
             assert not second
-    with locked(path, 0.05, implementation) as again:
+    with locked(path, 0.05) as again:
         assert again
 
 
-def test_both_implementations_exclude_each_other(tmp_path: Path) -> None:
-    path = str(tmp_path / "k.lock")
-    with locked(path, 1, "flock") as held:
-        assert held
-        with locked(path, 0.05, "portalocker") as other:
-            assert not other
-
-
-def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementation: str) -> None:
+def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
     path = str(tmp_path / "k.lock")
     descriptors = open_descriptors()
     order: list[str] = []
-    first = KeyLock(path, implementation)
+    first = KeyLock(path)
     assert first.acquire(Deadline(1))
 
     def wait() -> None:
-        with locked(path, 30, implementation) as held:
+        with locked(path, 30) as held:
             order.append(f"waiter {held}")
 
     thread = threading.Thread(target=wait)
@@ -60,13 +48,13 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path, implementati
     assert open_descriptors() == descriptors  # each look closed its file
 
 
-def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path, implementation: str) -> None:
+def test_a_purged_lock_file_is_not_held_twice(tmp_path: Path) -> None:
     # A purge unlinks the lock file under a holder: a newcomer must not lock the old inode.
     path = str(tmp_path / "k.lock")
-    with locked(path, 1, implementation) as held:
+    with locked(path, 1) as held:
         assert held
         os.unlink(path)
-        with locked(path, 0.05, implementation) as newcomer:
+        with locked(path, 0.05) as newcomer:
             assert newcomer  # it locked the new file: the removed one is no longer the lock
         assert os.path.exists(path)
 
@@ -78,11 +66,11 @@ def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
     purge removes the file between our flock and our check. The lock we hold must be the
     file at the path, or anyone could take it."""
     path = str(tmp_path / "k.lock")
-    flock_try, release = IMPLEMENTATIONS["flock"]
+    lock_try, release = IMPLEMENTATIONS[DEFAULT_IMPLEMENTATION]
     purges = [path]
 
     def try_then_purged(file: IO[Any]) -> bool:
-        locked = flock_try(file)
+        locked = lock_try(file)
         while purges:
             os.unlink(purges.pop())  # the fault: --purge, right after our flock
         return locked
@@ -96,14 +84,14 @@ def test_a_lock_file_purged_right_after_it_was_locked_is_not_held(
             assert not other  # the file at the path is the one we hold
 
 
-def test_a_waiter_sleeps_between_looks(tmp_path: Path, implementation: str) -> None:
+def test_a_waiter_sleeps_between_looks(tmp_path: Path) -> None:
     """Waiting for a held lock costs a little CPU time, not seconds of it: a bound
     on CPU, not on the clock (a spinning waiter would burn a core while kubectl waits)."""
     path = str(tmp_path / "k.lock")
-    with locked(path, 1, implementation) as held:
+    with locked(path, 1) as held:
         assert held
         started = time.process_time()
-        with locked(path, 1.5, implementation) as waiter:
+        with locked(path, 1.5) as waiter:
             assert not waiter
         assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
 

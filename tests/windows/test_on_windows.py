@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "win32", reason="the shim on Win
 HANG_GUARD = 120  # seconds: only to prove that nothing hangs (Wine starts slowly)
 
 # A backend: notes each run, optionally starts a child that sleeps (its pid noted), and
-# prints a credential (or sleeps, with FAKE_MODE=hang).
+# prints a credential (or sleeps, with FAKE_MODE=hang; FAKE_SLOW=SECONDS first).
 BACKEND = r"""
 import datetime, json, os, subprocess, sys, time
 with open(os.environ["FAKE_RUNS"], "a") as runs:
@@ -34,6 +34,7 @@ if os.environ.get("FAKE_MODE") == "hang":
     with open(os.environ["FAKE_CHILD"], "w") as noted:
         noted.write(str(child.pid))
     time.sleep(300)
+time.sleep(float(os.environ.get("FAKE_SLOW", "0")))
 life = float(os.environ.get("FAKE_LIFE", "840"))
 expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
 status = {"token": f"token-{os.getpid()}", "expirationTimestamp": f"{expiry:%Y-%m-%dT%H:%M:%SZ}"}
@@ -103,6 +104,59 @@ def test_a_miss_then_a_hit_runs_the_backend_once(shim: Shim) -> None:
     credential = json.loads(miss.stdout)
     assert credential["status"]["token"].startswith("token-")
     assert b"\r\n" not in miss.stdout  # the bytes as the backend printed them, no text mode
+
+
+def test_calls_at_once_run_the_backend_once(shim: Shim) -> None:
+    """The lock (msvcrt.locking on `<key>.lock`): the calls that find it held wait, then
+    take the entry the first one wrote."""
+    calls = [
+        subprocess.Popen(
+            [str(installed_shim()), "--", "fakeplugin"],
+            env={**shim.env, "FAKE_SLOW": "3"},
+            cwd=shim.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outputs = [call.communicate(timeout=HANG_GUARD) for call in calls]
+    assert [call.returncode for call in calls] == [0, 0, 0], outputs
+    assert len({stdout for stdout, _ in outputs}) == 1
+    assert shim.backend_runs() == 1
+
+
+HOLD = """
+import sys, time
+from shim.deadline import Deadline
+from shim.lock import KeyLock
+lock = KeyLock(sys.argv[1])  # (kept: its file, closed, would let the lock go)
+assert lock.acquire(Deadline(0))
+print("held", flush=True)
+time.sleep(300)
+"""
+
+
+def test_the_lock_excludes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    from shim.deadline import Deadline
+    from shim.lock import KeyLock
+
+    path = str(tmp_path / "k.lock")
+    first, second = KeyLock(path), KeyLock(path)
+    assert first.acquire(Deadline(0))
+    assert not second.acquire(Deadline(0.2))
+    first.release()
+    assert second.acquire(Deadline(0))
+    second.release()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, path], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\r\n"
+        assert not first.acquire(Deadline(0.2))  # held by another process
+    finally:
+        holder.kill()  # (TerminateProcess: no cleanup of its own)
+        holder.wait(HANG_GUARD)
+    assert first.acquire(Deadline(HANG_GUARD))  # the system let it go
+    first.release()
 
 
 def test_list_names_the_entry_without_its_token_and_purge_removes_it(shim: Shim) -> None:
