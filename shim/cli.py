@@ -268,8 +268,8 @@ def purge_selected(values: Mapping[str, str], cache_dir: str) -> None:
     """`--purge -c CLUSTER [-p PROFILE] [-r REGION]`: every entry of that cluster however it was
     made (EKS mode, a wrapped kubeconfig's command); without -c, every file of ours."""
     if "cluster" not in values:
-        removed, left = store.purge_all(cache_dir)
-        _report_purge(removed, cache_dir, left)
+        removed, left, in_use = store.purge_all(cache_dir)
+        _report_purge(removed, cache_dir, left, in_use)
         return
     _purge_matching(selection_filter(values), cache_dir)
 
@@ -305,12 +305,17 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
     _report_purge(removed, cache_dir)
 
 
-def _report_purge(removed: int, cache_dir: str, left: int = 0) -> None:
+def _report_purge(removed: int, cache_dir: str, left: int = 0, in_use: int = 0) -> None:
     where = printable(cache_dir)
     print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {where}")
     if left:
-        files = f"{left} file{'s' if left > 1 else ''}"
-        log.warn(f"left alone {files} in {where} that the shim did not write")
+        log.warn(f"left alone {_files(left)} in {where} that the shim did not write")
+    if in_use:
+        log.warn(f"left {_files(in_use)} in {where} that a running call holds open (its lock)")
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count > 1 else ''}"
 
 
 def _described_line(meta: dict[str, object]) -> str:

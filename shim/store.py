@@ -146,7 +146,7 @@ def remove_entry(files: KeyFiles, unfinished: bool = False) -> bool:
     unlink(files.ahead)
     if unfinished:
         for path, _, _ in unfinished_writes(os.path.dirname(files.entry), files.key):
-            unlink(path)
+            unlink_unless_in_use(path)
     return unlink(files.entry)
 
 
@@ -210,18 +210,34 @@ def purge_state(cache_dir: str) -> str:
     return file_state(os.path.join(cache_dir, PURGE_MARKER))
 
 
-def purge_all(cache_dir: str) -> tuple[int, int]:
+def purge_all(cache_dir: str) -> tuple[int, int, int]:
     """Remove every file of ours (entries, locks, sidecars, temp files, the log) but the
-    purge marker: how many entries there were, and how many other things were left alone."""
+    purge marker: how many entries there were, how many other things were left alone, and
+    how many files of ours were in use (Windows: a lock a running call holds)."""
     note_purge(cache_dir)
     try:
         found = list(os.scandir(cache_dir))
     except (FileNotFoundError, NotADirectoryError):
-        return 0, 0
-    removed = left = 0
+        return 0, 0, 0
+    removed = left = in_use = 0
     for item in found:
         if not is_ours(item.name) or item.is_dir(follow_symlinks=False):
             left += 1
-        elif item.name != PURGE_MARKER and unlink(item.path) and item.name.endswith(ENTRY_SUFFIX):
-            removed += 1
-    return removed, left
+        elif item.name != PURGE_MARKER:
+            gone = unlink_unless_in_use(item.path)
+            if gone is None:
+                in_use += 1
+            elif gone and item.name.endswith(ENTRY_SUFFIX):
+                removed += 1
+    return removed, left, in_use
+
+
+def unlink_unless_in_use(path: str) -> bool | None:
+    """files.unlink, but None where Windows refuses because another process holds `path`
+    open: its holder goes on with it (a call's lock, a write that ends with a replace)."""
+    try:
+        return unlink(path)
+    except PermissionError:
+        if os.name != "nt":
+            raise
+        return None

@@ -61,9 +61,9 @@ def test_list_and_purge(tmp_path: Path) -> None:
     assert store.remove_entry(files)
     assert not store.remove_entry(files)
     assert not Path(files.served).exists()
-    assert store.purge_all(str(tmp_path)) == (2, 1)
+    assert store.purge_all(str(tmp_path)) == (2, 1, 0)
     assert sorted(os.listdir(tmp_path)) == ["purged", "unrelated.txt"]  # (and its marker)
-    assert store.purge_all(str(tmp_path / "missing")) == (0, 0)
+    assert store.purge_all(str(tmp_path / "missing")) == (0, 0, 0)
 
 
 def test_dir_problems(tmp_path: Path) -> None:

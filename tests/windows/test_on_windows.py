@@ -159,6 +159,27 @@ def test_the_lock_excludes_and_dies_with_its_holder(tmp_path: Path) -> None:
     first.release()
 
 
+def test_purge_removes_the_entries_while_a_call_holds_a_lock(shim: Shim) -> None:
+    """Windows cannot remove a file another process holds open (a call waiting for its
+    backend holds the key's lock file): the entries still go, the lock is left to its
+    holder, and nothing crashes."""
+    shim.run("--", "fakeplugin")
+    (lock_file,) = (shim.root / "cache").glob("*.lock")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_file)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\r\n"
+        done = shim.run("--purge")
+        assert b"removed 1 cache entry" in done.stdout, done.stderr
+        assert b"left 1 file in" in done.stderr
+        assert b"that a running call holds open (its lock)" in done.stderr
+        assert not list((shim.root / "cache").glob("*.entry"))
+        assert lock_file.exists()
+    finally:
+        holder.kill()
+        holder.wait(HANG_GUARD)
+
+
 def test_list_names_the_entry_without_its_token_and_purge_removes_it(shim: Shim) -> None:
     token = json.loads(shim.run("--", "fakeplugin").stdout)["status"]["token"]
     listed = shim.run("--list").stdout
