@@ -63,7 +63,7 @@ def proxy_for(server: SplitResult, cluster: Mapping[str, object], env: Mapping[s
     proxy = cluster.get("proxy-url")
     if proxy:
         return str(proxy)
-    proxy = env.get("HTTPS_PROXY") or env.get("https_proxy") or ""
+    proxy = env.get("HTTPS_PROXY") or env.get("https_proxy")
     if not proxy or not server.hostname:
         return ""
     if "://" not in proxy:  # Go reads "host:port" as http://host:port
@@ -92,8 +92,6 @@ def _exempt(
     for entry in (part.strip().lower() for part in no_proxy.split(",")):
         if entry == "*":
             return True
-        if not entry:
-            continue
         try:
             if "/" in entry:
                 network = ipaddress.ip_network(entry, strict=False)
@@ -103,11 +101,10 @@ def _exempt(
         except ValueError:
             pass
         name, wanted = _split_port(entry)
-        if not name:
+        if not name:  # (an empty entry, or a port alone: Go ignores it)
             continue
         try:
-            named: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-            named = ipaddress.ip_address(name)
+            named: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
         except ValueError:
             named = None
         if named is not None:

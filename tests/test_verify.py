@@ -180,6 +180,7 @@ def test_a_proxy_without_a_scheme_is_http(connect_proxy: tuple[str, list[bytes]]
 
 
 # Which hosts NO_PROXY exempts, asked of kubectl itself: the proxy sees its CONNECT or not.
+# The server's host, on port 6443.
 NO_PROXY_CASES = [
     ("api.stub.test", ""),
     ("api.stub.test", "*"),
@@ -208,6 +209,16 @@ NO_PROXY_CASES = [
     ("localhost", ""),
     ("[::1]", ""),
     ("127.0.0.2", "other.test"),
+    ("192.0.2.10", "192.0.2.99/24"),  # host bits in a range: Go's ParseCIDR takes it
+    ("api.stub.test", "192.0.2.0/24"),  # a range says nothing of a name
+    ("[2001:db8::10]", "2001:0db8:0::10"),  # the same address, written otherwise
+    ("api.stub.test.", ":6443"),  # a port without a host: Go ignores the entry
+]
+# The server's host and port as the URL has them (none: https's 443), NO_PROXY's name.
+OTHER_CASES = [
+    ("api.stub.test", "api.stub.test:443", "NO_PROXY"),
+    ("api.stub.test", "api.stub.test:6443", "NO_PROXY"),
+    ("api.stub.test:6443", "api.stub.test", "no_proxy"),
 ]
 
 
@@ -220,10 +231,11 @@ def test_no_proxy_exempts_the_hosts_kubectl_exempts(
     kubectl = kubectl_v35()
     proxy, seen = connect_proxy
     differences = []
-    for host, no_proxy in NO_PROXY_CASES:
-        server = f"https://{host}:6443"
-        env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
-        env.update(HTTPS_PROXY=proxy, NO_PROXY=no_proxy)
+    cases = [(f"{host}:6443", no_proxy, "NO_PROXY") for host, no_proxy in NO_PROXY_CASES]
+    for address, no_proxy, variable in cases + OTHER_CASES:
+        server = f"https://{address}"
+        env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "HTTPS_PROXY": proxy}
+        env[variable] = no_proxy
         before = len(seen)
         subprocess.run(
             [kubectl, "--server", server, "--token", "t", "--request-timeout", "1s",
@@ -233,7 +245,7 @@ def test_no_proxy_exempts_the_hosts_kubectl_exempts(
         by_kubectl = len(seen) > before
         by_shim = proxy_for(urlsplit(server), {}, env) != ""
         if by_kubectl != by_shim:
-            differences.append((host, no_proxy, by_kubectl))
+            differences.append((address, variable, no_proxy, by_kubectl))
     assert differences == [], differences
 
 
