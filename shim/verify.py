@@ -113,9 +113,8 @@ def _exempt(
             continue
         if name.startswith("*."):
             name = name[1:]
-        whole = not name.startswith(".")
-        suffix = name if not whole else "." + name
-        if (host.endswith(suffix) or (whole and host == name)) and wanted in ("", port):
+        suffix = name if name.startswith(".") else "." + name  # (the domain and below)
+        if (host.endswith(suffix) or host == name) and wanted in ("", port):
             return True
     return False
 
@@ -126,7 +125,7 @@ def _split_port(entry: str) -> tuple[str, str]:
         name, _, rest = entry[1:].partition("]")
         return name, rest[1:] if rest.startswith(":") else ""
     name, colon, port = entry.rpartition(":")
-    if colon and port.isdigit() and ":" not in name:
+    if colon and ":" not in name:  # (as Go's SplitHostPort: any port, even "" or "https")
         return name, port
     return entry, ""
 

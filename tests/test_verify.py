@@ -213,6 +213,9 @@ NO_PROXY_CASES = [
     ("api.stub.test", "192.0.2.0/24"),  # a range says nothing of a name
     ("[2001:db8::10]", "2001:0db8:0::10"),  # the same address, written otherwise
     ("api.stub.test.", ":6443"),  # a port without a host: Go ignores the entry
+    ("api.stub.test", "api.stub.test:"),  # an empty port
+    ("api.stub.test", "api.stub.test:https"),  # a port Go does not read as a number
+    ("api.6443", "6443"),  # digits alone: a domain
 ]
 # The server's host and port as the URL has them (none: https's 443), NO_PROXY's name.
 OTHER_CASES = [
