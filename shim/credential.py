@@ -28,7 +28,7 @@ import codecs
 import json
 import os
 import re
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from shim.timestamp import parse_timestamp
 
@@ -53,6 +53,12 @@ _STATUS = {
     "token": _STRING,
     "clientCertificateData": _STRING,
     "clientKeyData": _STRING,
+}
+# The objects whose fields are checked in turn: their fields, and where they are.
+_NESTED = {
+    "spec": (_SPEC, "spec."),
+    "cluster": (_CLUSTER, "spec.cluster."),
+    "status": (_STATUS, "status."),
 }
 _CREDENTIALS = ("token", "clientCertificateData", "clientKeyData")
 _TYPES = {_STRING: str, _BOOL: bool, _OBJECT: dict, _BASE64: str}
@@ -95,9 +101,7 @@ def validate(output: bytes, requested_api_version: str) -> Credential | list[str
         return [f"the key {_show(str(repeated))} appears twice in one object"]
     except (ValueError, RecursionError) as error:
         return [f"the output is not JSON that the shim reads as Go does ({_reason(error)})"]
-    if not isinstance(document, dict):
-        return ["the output is not a JSON object"]
-    problems = _type_problems(document, _TOP, "")
+    problems = _type_problems(document, _TOP, "")  # (an object: the output starts with `{`)
     problems += _kubectl_refuses(document, requested_api_version)
     if problems:
         return problems
@@ -170,10 +174,8 @@ def _string(value: dict[str, object], name: str) -> str:
     return field if isinstance(field, str) else ""
 
 
-def _type_problems(value: object, fields: dict[str, str], where: str) -> list[str]:
+def _type_problems(value: dict[str, object], fields: dict[str, str], where: str) -> list[str]:
     """Where a known field holds a JSON type Go cannot decode into it: kubectl fails."""
-    if not isinstance(value, dict):
-        return [f"{where or 'the output'} is not an object"]
     problems = []
     for name, value_of in value.items():
         kind = fields.get(name)
@@ -187,12 +189,8 @@ def _type_problems(value: object, fields: dict[str, str], where: str) -> list[st
             problems.append(f"{where}{name} is not {kind}")
         elif kind == _BASE64 and not _STANDARD_BASE64.fullmatch(str(value_of)):
             problems.append(f"{where}{name} is not standard base64")
-        elif name == "spec":
-            problems += _type_problems(value_of, _SPEC, "spec.")
-        elif name == "cluster":
-            problems += _type_problems(value_of, _CLUSTER, "spec.cluster.")
-        elif name == "status":
-            problems += _type_problems(value_of, _STATUS, "status.")
+        elif name in _NESTED:  # (an object, as its kind says)
+            problems += _type_problems(cast("dict[str, object]", value_of), *_NESTED[name])
     return problems
 
 

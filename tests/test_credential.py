@@ -12,10 +12,11 @@ import json
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
+from helpers import open_descriptors
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shim.credential import BOM, Credential, token_of, validate
+from shim.credential import BOM, Credential, _reason, token_of, validate
 
 BETA = "client.authentication.k8s.io/v1beta1"
 V1 = "client.authentication.k8s.io/v1"
@@ -66,12 +67,17 @@ def test_a_certificate_and_key_that_do_not_load_as_a_pair_are_refused(
 ) -> None:
     cert, key = pair
     other_key = trustme.CA().issue_cert("other").private_key_pem.bytes().decode()
-    assert validate(credential(clientCertificateData="c", clientKeyData="k"), BETA) == [
-        "status.clientCertificateData does not start with a PEM CERTIFICATE"
-    ]
-    assert validate(credential(clientCertificateData=cert, clientKeyData=cert), BETA) == [
-        "status.clientKeyData does not start with an unencrypted PEM private key"
-    ]
+    no_certificate = ["status.clientCertificateData does not start with a PEM CERTIFICATE"]
+    no_key = ["status.clientKeyData does not start with an unencrypted PEM private key"]
+    for certificate_data, key_data, problems in [
+        ("c", "k", no_certificate),
+        ("c", key, no_certificate),
+        (key, key, no_certificate),
+        (cert, "k", no_key),
+        (cert, cert, no_key),
+    ]:
+        output = credential(clientCertificateData=certificate_data, clientKeyData=key_data)
+        assert validate(output, BETA) == problems
     mismatched = validate(credential(clientCertificateData=cert, clientKeyData=other_key), BETA)
     assert isinstance(mismatched, list)
     assert mismatched[0].startswith("the client certificate and key do not load as a pair (")
@@ -98,9 +104,20 @@ def test_an_encrypted_key_is_refused_without_asking_for_a_password(
 def test_a_pair_larger_than_a_pipe_holds_is_not_vouched_for(pair: tuple[str, str]) -> None:
     cert, key = pair
     huge = cert + "\n" * (1 << 20)  # (PEM after the first block is ignored by both)
+    descriptors = open_descriptors()
     problems = validate(credential(clientCertificateData=huge, clientKeyData=key), BETA)
-    assert isinstance(problems, list)
-    assert "do not load as a pair" in problems[0]
+    assert problems == [
+        "the client certificate and key do not load as a pair (larger than a pipe holds)"
+    ]
+    assert validate(credential(clientCertificateData=cert, clientKeyData=key), BETA)
+    assert open_descriptors() == descriptors  # the pipes closed, in failure and success
+
+
+def test_a_reason_is_cut_to_80_characters() -> None:
+    assert _reason(ValueError("x" * 80)) == "x" * 80
+    assert _reason(ValueError("x" * 81)) == "x" * 77 + "..."
+    assert _reason(ValueError("first\nsecond")) == "first"
+    assert _reason(ValueError()) == "ValueError"
 
 
 def test_all_problems_are_reported_at_once() -> None:
