@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 
 from shim import __version__, crash, log, store
 from shim.backends import BACKENDS, output_hint
@@ -133,12 +133,72 @@ def run(argv: Sequence[str]) -> int:
     args = list(argv)
     log.standard_streams_open()
     log.set_verbose(debug_requested(os.environ))
+    if sys.stdout is not None:
+        sys.stdout = _Stdout(sys.stdout)
     try:
         return guarded(lambda: dispatch(args, os.environ), os.environ)
     finally:
         if log.stderr_waiting():  # stderr is full: kubectl need not wait for it to drain
             let_stdout_go()
         log.flush_stderr()  # what waited for room, until the call's deadline
+
+
+class StdoutLost(ShimError):
+    """What --list, --purge or --help print cannot be written: a full disk, a closed pipe."""
+
+
+class _Stdout:
+    """sys.stdout, whose write and flush fail as StdoutLost, not an OSError (a bug's exit 3)
+    or, at exit, Python's "Exception ignored" and exit 120."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            raise _lost(error) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            raise _lost(error) from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+def _lost(error: OSError) -> StdoutLost:
+    """StdoutLost for `error`, with what is left unwritten dropped: /dev/null on descriptor
+    1, so that Python's own flush at exit has nowhere to fail. A reader that went away
+    (a closed pipe: `shim --list | head -1`) is told nothing, as by a shell's tools."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
+    if isinstance(error, BrokenPipeError):
+        return StdoutLost("")
+    return StdoutLost(f"cannot write to stdout: {error.strerror or error}")
+
+
+def _exit_code(action: Callable[[], int]) -> int:
+    """What `action` returns, or the code it exits with (argparse exits after --help,
+    --version or a usage error): what it printed is then flushed inside the boundary."""
+    try:
+        return action()
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
+
+
+def _flushed(code: int) -> int:
+    """`code`, once what was printed has reached stdout (inside the error boundary)."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    return code
 
 
 def let_stdout_go() -> None:
@@ -149,7 +209,7 @@ def let_stdout_go() -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.close(null)
-    except (OSError, ValueError):
+    except (OSError, ValueError, StdoutLost):
         pass
 
 
@@ -204,9 +264,10 @@ def guarded(action: Callable[[], int], environ: Mapping[str, str]) -> int:
     """The error boundary: expected errors become one line and their exit code; a signal
     128+N; anything unexpected exit 3, one line, and a crash log with the traceback."""
     try:
-        return action()
+        return _flushed(_exit_code(action))
     except ShimError as error:
-        log.error(error.message)
+        if error.message:  # (a reader that went away is told nothing)
+            log.error(error.message)
         if error.hint:
             log.hint(error.hint)
         return error.exit_code

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import Shim, token_of
+from helpers import Shim, shim_argv, token_of
 
 from shim import cli
 from shim.options import VALUE_OPTIONS
@@ -218,3 +219,38 @@ def test_kubeconfig_options_are_not_abbreviated_and_a_run_is_exit_0(
     shim.as_this_process(monkeypatch)
     assert cli.run(["kubeconfig", "unwrap", "--dry-run"]) == 0
     assert capsys.readouterr().out == "nothing to unwrap\n"
+
+
+@pytest.mark.parametrize("args", [["--list"], ["--purge"], ["--help"], ["--version"]])
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_stdout_that_cannot_be_written_is_one_line_and_exit_1(
+    shim: Shim, args: list[str], unbuffered: str
+) -> None:
+    """A full disk behind stdout: said once, exit 1; not a bug's exit 3 and crash log,
+    nor Python's "Exception ignored" and exit 120 when the output was buffered."""
+    shim.run("-c", "demo")  # (an entry: --list and --purge have something to print)
+    env = {key: value for key, value in shim.env.items() if key != "PYTHONUNBUFFERED"}
+    env.update({"PYTHONUNBUFFERED": unbuffered} if unbuffered else {})
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [*shim_argv(), *args], env=env, stdout=full, stderr=subprocess.PIPE, check=False
+        )
+    assert done.stderr.decode().splitlines() == [
+        "eks-token-shim: error: cannot write to stdout: No space left on device"
+    ]
+    assert done.returncode == 1
+    assert not (shim.cache_dir / "crash.log").exists()
+
+
+def test_a_reader_that_went_away_is_told_nothing(shim: Shim) -> None:
+    """`shim --list | head -1`: the pipe is closed; as a shell's tools, no message."""
+    shim.run("-c", "demo")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*shim_argv(), "--list"], env=shim.env, stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, b"")
