@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 # Exit codes follow the shell's conventions so that scripts can tell them apart.
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -48,8 +50,14 @@ class NotACredential(BackendError):
 
 
 def not_found(command: str) -> BackendError:
-    """The backend's program is nowhere to be run: exit 127, as a shell says it."""
+    """The backend's program is nowhere to be run: exit 127, as a shell says it. A path
+    names no file; a name was looked for on PATH."""
+    if any(separator in command for separator in _SEPARATORS):
+        return BackendError(f"{command}: no such file", EXIT_NOT_FOUND)
     return BackendError(f"{command}: command not found (is it on PATH?)", EXIT_NOT_FOUND)
+
+
+_SEPARATORS = ("/", "\\") if sys.platform == "win32" else ("/",)
 
 
 class Terminated(BaseException):

@@ -59,7 +59,12 @@ def bound_stderr(until: float) -> None:
 
 def _write(level: str, message: str) -> None:
     stamp = utc() + " " if _state["timestamps"] else ""
-    _emit(f"{stamp}{PREFIX}{level}{message}\n".encode("utf-8", "backslashreplace"))
+    text = f"{stamp}{PREFIX}{level}{message}\n"
+    try:  # bytes of an argument or path that were not UTF-8 (surrogateescape'd): \xNN
+        data = text.encode("utf-8", "surrogateescape")
+        _emit(data.decode("utf-8", "backslashreplace").encode("utf-8"))
+    except UnicodeEncodeError:  # a surrogate no decoder made
+        _emit(text.encode("utf-8", "backslashreplace"))
 
 
 def _emit(data: bytes) -> None:

@@ -171,7 +171,7 @@ class BackendProcess:
         except OSError as error:
             os.close(read_end)
             os.close(err_read)
-            raise _start_error(self.shown, error) from None
+            raise start_error(self.shown, self.argv[0], error) from None
         finally:
             os.close(write_end)
             os.close(err_write)
@@ -347,8 +347,14 @@ def start(argv: list[str], env: dict[str, str], shown: list[str] | None = None) 
     return BackendProcess(argv, env, argv if shown is None else shown)
 
 
-def _start_error(argv: list[str], error: OSError) -> BackendError:
+def start_error(argv: list[str], path: str, error: OSError) -> BackendError:
+    """Why `path` (shown as `argv`) did not start."""
     if isinstance(error, FileNotFoundError):
+        if os.path.isfile(path):  # there: what its #! line names is not
+            return BackendError(
+                f"{argv[0]}: cannot run: the interpreter its #! line names is not there",
+                EXIT_NOT_EXECUTABLE,
+            )
         return not_found(argv[0])
     if isinstance(error, PermissionError):
         return BackendError(f"{argv[0]}: permission denied", EXIT_NOT_EXECUTABLE)

@@ -421,9 +421,9 @@ class BackendJob:
             )
         except OSError as error:
             self._job.close(keep=False)
-            from shim.process import _start_error
+            from shim.process import start_error
 
-            raise _start_error(shown, error) from None
+            raise start_error(shown, program, error) from None
         self.pid = self._process.pid
         try:
             self._job.adopt(self.pid)

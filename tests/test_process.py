@@ -117,11 +117,33 @@ def test_a_missing_backend_is_a_clear_error(shim: Shim) -> None:
     assert b"no-such-command-anywhere: command not found" in result.stderr
 
 
+def test_a_name_that_is_not_utf8_is_shown_by_its_bytes(shim: Shim) -> None:
+    result = shim.run("--", os.fsdecode(b"aws\xff\xfe"), expect=127)
+    shown = b"aws\\xff\\xfe"  # (as Python writes bytes: the terminal gets no raw 0xff)
+    said = b"eks-token-shim: error: " + shown + b": command not found (is it on PATH?)\n"
+    assert result.stderr == said
+
+
+def test_a_backend_path_to_nothing_says_so(shim: Shim, tmp_path: Path) -> None:
+    """A path is not looked up on PATH: the message says the file is missing."""
+    missing = tmp_path / "nowhere" / "aws"
+    result = shim.run("--", str(missing), expect=127)
+    assert result.stderr.decode().splitlines() == [
+        f"eks-token-shim: error: {missing}: no such file"
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "mode", "code", "says"),
     [
         (b"#!/bin/sh\n", 0o644, 126, "permission denied"),
         (b"\x7fELF, but not really", 0o755, 1, "cannot run: Exec format error"),
+        (
+            b"#!/nonexistent/interpreter\n",
+            0o755,
+            126,
+            "cannot run: the interpreter its #! line names is not there",
+        ),
     ],
 )
 def test_a_backend_that_cannot_run_is_a_clear_error(
