@@ -65,7 +65,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="shim", usage=USAGE, description=DESCRIPTION, epilog=EPILOG, allow_abbrev=False
     )
-    for title, table in (("selection (EKS mode)", SELECTION), ("options", SETTINGS)):
+    for title, table in (("selection (EKS mode)", SELECTION), ("caching", SETTINGS)):
         group = parser.add_argument_group(title)
         for option in table:
             notes = [f"env {option.env}"] if option.env else []

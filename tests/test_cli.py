@@ -188,6 +188,13 @@ def test_help_gives_each_option_its_help_variable_and_default(shim: Shim) -> Non
     assert "EKS_SHIM_DEBUG=1 works as -v" in text
 
 
+def test_help_has_one_heading_per_group(shim: Shim) -> None:
+    headings = [
+        line for line in shim.run("--help").stdout.decode().splitlines() if line.endswith(":")
+    ]
+    assert len(headings) == len(set(headings)), headings
+
+
 def test_the_readme_names_every_option_variable_and_default() -> None:
     """The README's reference keeps up with the option table (what it says of each is
     its own prose: only that each is there is checked)."""
