@@ -377,10 +377,13 @@ wrap: put the shim in front of kubeconfig's EKS users. Each user whose exec runs
 `aws ... eks get-token` or `aws-iam-authenticator token` (any exec plugin with
 --context) then runs `shim -- <the same command>`: same command, same args, same env,
 answered from the cache. provideClusterInfo becomes true, so that the shim can check
-a token kubectl reports as rejected. Files are written atomically with their mode and
-comments kept, after one backup <file>.eks-token-shim.bak.
+a token kubectl reports as rejected. Where kubectl's kuberc allows only listed
+credential plugins (credentialPluginPolicy: Allowlist, in $KUBERC or ~/.kube/kuberc),
+wrap adds the shim to that allowlist too. Files are written atomically with their mode
+and comments kept, after one backup <file>.eks-token-shim.bak.
 
-unwrap: give those users back exactly the exec sections they had before wrap.
+unwrap: give those users back exactly the exec sections they had before wrap, and
+take out of the allowlist the entry wrap added, once no user runs the shim.
 
 Both print one line per changed user; --dry-run prints them and writes nothing.
 Run wrap again after `aws eks update-kubeconfig` rewrites an entry."""

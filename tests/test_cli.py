@@ -212,6 +212,7 @@ def test_kubeconfig_help_explains_wrap_and_unwrap(shim: Shim) -> None:
         "`shim kubeconfig wrap|unwrap`: put the shim in front of EKS exec plugins, and take it out."
     )
     assert "wrap: put the shim in front of" in text
+    assert "wrap adds the shim to that allowlist too" in text  # (it edits kuberc too)
     assert "unwrap: give those users back" in text
     assert token_of(shim.run("-c", "demo").stdout)
 
