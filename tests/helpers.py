@@ -216,6 +216,18 @@ def on_a_terminal(argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
     return pid, master
 
 
+def read_until(terminal: int, output: bytes, enough: Callable[[bytes], bool]) -> bytes:
+    """`output` and what `terminal` gives next, until `enough(output)`; fails rather than
+    hang when nothing comes for HANG_GUARD seconds."""
+    import select
+
+    while not enough(output):
+        ready, _, _ = select.select([terminal], [], [], HANG_GUARD)
+        assert ready, f"nothing more came: {output!r}"
+        output += os.read(terminal, 4096)
+    return output
+
+
 def needs_proc() -> None:
     """Skip the calling test where there is no /proc (macOS, Windows): it reads process
     facts that only Linux shows there."""
