@@ -568,6 +568,7 @@ def test_the_shell_sees_its_kubectl_job_as_without_the_shim(
         api.tokens.clear()
         by_shim = job(wrapped), sorted(set(api.tokens))
     assert by_shim == by_kubectl
+    assert list(private_home.rglob("crash.log")) == []  # (a shim that crashed says nothing)
     ended = "killed by SIGINT" if keys.startswith("Ctrl-C") else "exited 0"
     assert by_kubectl[0][-1] == ended
     if "MFA" in keys:  # (with no terminal, the prompt reads the end of stdin: no code)

@@ -544,6 +544,46 @@ def wait_until_exited(pid: int) -> None:
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
+def signals_sent(sent: list[int]) -> Any:
+    """os.killpg, noting each signal asked for in `sent`."""
+    real = os.killpg
+
+    def killpg(pgid: int, signum: int) -> None:
+        sent.append(signum)
+        real(pgid, signum)
+
+    return killpg
+
+
+def test_a_group_that_ends_on_term_is_reaped_without_waiting_out_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shim import process
+
+    leader = spawn_group(["sleep", "300"])
+    sent: list[int] = []
+    monkeypatch.setattr(os, "killpg", signals_sent(sent))
+    process.end_group(leader, grace=HANG_GUARD)
+    monkeypatch.undo()
+    assert signal.SIGKILL not in sent  # it ended on TERM: the grace was not waited out
+    with pytest.raises(ChildProcessError):
+        os.waitpid(leader, os.WNOHANG)  # reaped
+
+
+def test_a_leader_that_ignores_term_is_killed_and_reaped(tmp_path: Path) -> None:
+    from shim import process
+
+    ready = tmp_path / "ready"
+    leader = spawn_group(["sh", "-c", f"trap '' TERM; touch {ready}; exec sleep 300"])
+    deadline = time.monotonic() + HANG_GUARD
+    while not ready.exists():  # (its trap set: a TERM before it would end it, no test)
+        assert time.monotonic() < deadline, "the leader never started"
+        time.sleep(0.01)
+    process.end_group(leader, grace=0.5)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(leader, os.WNOHANG)  # killed, and reaped: no zombie left
+
+
 def test_ending_a_backend_that_has_just_exited_is_not_a_crash_on_macos(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
