@@ -451,6 +451,35 @@ def closed_stderr_run(shim: Shim, *args: str, **env: str) -> subprocess.Complete
     )
 
 
+# Close a standard descriptor, then log.standard_streams_open; report whether the
+# descriptor is /dev/null afterwards (a closed one fails fstat: no report).
+STARTED_WITHOUT = """
+import os, sys
+fd, report = int(sys.argv[1]), sys.argv[2]
+os.close(fd)
+from shim import log
+log.standard_streams_open()
+null = os.fstat(fd).st_rdev == os.stat(os.devnull).st_rdev
+with open(report, "w") as file:
+    file.write(str(null))
+"""
+
+
+@pytest.mark.parametrize("fd", [0, 1, 2])
+def test_a_descriptor_we_were_started_without_is_held_open_on_dev_null(
+    fd: int, tmp_path: Path
+) -> None:
+    """So that no file opened later takes its number."""
+    report = tmp_path / "report"
+    subprocess.run(
+        [sys.executable, "-c", STARTED_WITHOUT, str(fd), str(report)],
+        capture_output=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert report.read_text() == "True"
+
+
 def test_with_stderr_closed_a_warning_does_not_cost_the_credential(shim: Shim) -> None:
     result = closed_stderr_run(shim, "-c", "demo", FAKE_MODE="noexpiry")  # warns: not cached
     assert result.returncode == 0
