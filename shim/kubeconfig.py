@@ -127,7 +127,7 @@ def _named(document: Document, section: str) -> list[Node]:
     items: Node = get(document.source.root, section) if document.source.root is not None else None
     if not is_sequence(items):
         return []
-    return [item for item in items.value if is_mapping(item) and text(get(item, "name"))]
+    return [item for item in items.value if text(get(item, "name"))]  # (a non-mapping: None)
 
 
 def select_users(

@@ -185,6 +185,18 @@ def test_modes_are_kept_and_one_backup_holds_the_state_before_the_first_wrap(
     assert backups[0].read_bytes() == originals[0]  # still the state before the first wrap
 
 
+@pytest.mark.parametrize("content", [b"", b"# nothing yet\n"])
+def test_an_empty_kubeconfig_has_nothing_to_wrap(
+    shim: Shim, tmp_path: Path, content: bytes
+) -> None:
+    config = tmp_path / "config"
+    config.write_bytes(content)
+    for command in ("wrap", "unwrap"):
+        result = kubeconfig_cmd(shim, command, "--kubeconfig", str(config))
+        assert result.stdout.strip() == f"nothing to {command}".encode()
+    assert config.read_bytes() == content
+
+
 def test_dry_run_prints_and_writes_nothing(shim: Shim, files: list[Path]) -> None:
     originals = [path.read_bytes() for path in files]
     result = kubeconfig_cmd(shim, "wrap", "--dry-run")
