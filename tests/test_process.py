@@ -526,6 +526,37 @@ def test_a_full_stderr_nobody_reads_cannot_hold_the_call_past_its_timeout(
         assert token_of(result.stdout).startswith("k8s-aws-v1.fake-")
 
 
+def test_a_stderr_full_for_a_moment_loses_nothing(shim: Shim) -> None:
+    """A reader that falls behind, then catches up before --timeout: the backend's stderr
+    and our error wait for room and all arrive."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"x" * 65536)
+    os.set_blocking(write_end, True)
+    call = subprocess.Popen(
+        [*shim_argv(), "--timeout", "20", "-c", "demo"],
+        env={**shim.env, "FAKE_MODE": "fail"},
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+    )
+    os.close(write_end)
+    deadline = time.monotonic() + HANG_GUARD
+    while not shim.calls():  # (the backend ran: its stderr meets the full pipe)
+        assert time.monotonic() < deadline, "the backend never ran"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    with os.fdopen(read_end, "rb") as reader:
+        said = reader.read().lstrip(b"x")
+    assert call.wait(HANG_GUARD) == 3
+    assert said.decode().splitlines() == [
+        "An error occurred (ExpiredToken): the security token is expired",
+        "eks-token-shim: error: aws eks get-token --cluster-name demo --output json failed "
+        "with exit code 3",
+    ]
+
+
 def test_a_backend_that_prints_without_end_is_stopped_with_a_clear_error(shim: Shim) -> None:
     result = shim.run("--timeout", "60", "--", "yes", expect=1)
     assert result.stdout == b""
