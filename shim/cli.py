@@ -8,6 +8,7 @@ comes through `run`, and every failure leaves through `guarded`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -174,12 +175,8 @@ def _lost(error: OSError) -> StdoutLost:
     """StdoutLost for `error`, with what is left unwritten dropped: /dev/null on descriptor
     1, so that Python's own flush at exit has nowhere to fail. A reader that went away
     (a closed pipe: `shim --list | head -1`) is told nothing, as by a shell's tools."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.close(null)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        _null_on_stdout()
     if isinstance(error, BrokenPipeError):
         return StdoutLost("")
     return StdoutLost(f"cannot write to stdout: {error.strerror or error}")
@@ -206,11 +203,16 @@ def let_stdout_go() -> None:
     we exit (kubectl reads a plugin's stdout to its end)."""
     try:
         sys.stdout.flush()
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 1)
-        os.close(null)
-    except (OSError, ValueError, StdoutLost):
+        _null_on_stdout()
+    except (OSError, ValueError, StdoutLost):  # (StdoutLost: _lost has done it)
         pass
+
+
+def _null_on_stdout() -> None:
+    """/dev/null on descriptor 1, in place of whatever it was."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
 
 
 def dispatch(args: list[str], environ: Mapping[str, str]) -> int:
