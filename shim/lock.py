@@ -7,8 +7,8 @@ One implementation per platform, from the standard library, with the same semant
 - `flock`: fcntl.flock(2), on POSIX.
 - `msvcrt`: msvcrt.locking on the file's first byte, on Windows (LockFile underneath,
   as Go's and kubelogin's locks there).
-Not portalocker, which does the same calls: importing it costs 60-150 ms on POSIX and
-~240 ms under Wine, on top of every refresh, where these imports cost nothing.
+Not portalocker, which makes the same calls: importing it costs about 60 ms on Linux
+and ~240 ms under Wine, on top of every refresh, where these imports cost nothing.
 """
 
 from __future__ import annotations
