@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 from shim import __version__, crash, log, store
 from shim.backends import BACKENDS, output_hint
 from shim.background import FLAG
+from shim.deadline import Deadline
 from shim.entry import end_of_life
 from shim.errors import EXIT_INTERRUPTED, NotACredential, ShimError, Terminated, UsageError
 from shim.execinfo import requested_api_version
 from shim.files import unlink
 from shim.flow import get_credential, refresh_in_background
+from shim.lock import KeyLock
 from shim.lookup import deliver
 from shim.meta import decode as decode_meta
 from shim.meta import printable
@@ -354,7 +356,9 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
     removed = 0
     for key, entry in store.list_entries(cache_dir):
         meta = decode_meta(entry.meta) if entry is not None else {}
-        if selected(meta) and store.remove_entry(store.KeyFiles(cache_dir, key), True):
+        files = store.KeyFiles(cache_dir, key)
+        if selected(meta) and store.remove_entry(files, True):
+            _remove_lock_unless_held(files.lock)
             removed += 1
             print(f"removed: {_described_line(meta)}")
     # An entry's write cut short before its rename: a whole entry, maybe a valid token.
@@ -366,6 +370,17 @@ def _purge_matching(selected: Callable[[dict[str, object]], bool], cache_dir: st
         if selected(unfinished) and unlink(path):
             print(f"removed: {_described_line(unfinished)} (a write that never finished)")
     _report_purge(removed, cache_dir)
+
+
+def _remove_lock_unless_held(path: str) -> None:
+    """A purged entry's lock goes too, unless a running call holds it: that call removes
+    it when it lets it go with no entry left (the purge marker sees to that)."""
+    if not os.path.lexists(path):
+        return
+    lock = KeyLock(path)
+    with contextlib.suppress(OSError):  # not a file we can lock (a FIFO): not ours to remove
+        if lock.acquire(Deadline(0)):
+            lock.release(remove=True)
 
 
 def _report_purge(removed: int, cache_dir: str, left: int = 0, in_use: int = 0) -> None:

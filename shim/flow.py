@@ -15,6 +15,7 @@ invalid output is an error.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -151,7 +152,7 @@ def fetch_and_cache(
             save_if_cacheable(files.entry, request, credential, began, time.time())
             return credential.output, False
     finally:
-        lock.release()
+        lock.release(remove=not os.path.lexists(files.entry))
 
 
 def shared(outcome: Outcome, stale: Entry | None, request: Request) -> bytes:
@@ -242,7 +243,7 @@ def refresh_in_background(request: Request, api_version: str) -> None:
             holder.outcome = credential.output
             save_if_cacheable(files.entry, request, credential, began, time.time())
     finally:
-        lock.release()
+        lock.release(remove=not os.path.lexists(files.entry))
     log.debug(f"background refresh of {describe(request.command)} done")
 
 

@@ -13,6 +13,7 @@ and ~240 ms under Wine, on top of every refresh, where these imports cost nothin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable
@@ -113,12 +114,21 @@ class KeyLock:
             time.sleep(poll)
             poll = min(poll * 2, _LAST_POLL)
 
-    def release(self) -> None:
-        """Let the lock go, if it is held."""
-        if self._file is not None:
-            self._release(self._file)
-            self._file.close()
-            self._file = None
+    def release(self, remove: bool = False) -> None:
+        """Let the lock go, if it is held. With `remove`, its file goes too, so that locks
+        of keys with no entry (a failed fetch, a purged entry) do not pile up: on POSIX
+        while still held, and only if it is still our file at the path (a waiter that
+        opened it then finds it gone and locks the new one); on Windows, which removes no
+        file another process holds open, after closing it, if no one has it open."""
+        if self._file is None:
+            return
+        if remove and os.name == "posix" and self._still_at_path(self._file):
+            _unlink_quietly(self.path)
+        self._release(self._file)
+        self._file.close()
+        self._file = None
+        if remove and os.name == "nt":
+            _unlink_quietly(self.path)
 
     def _still_at_path(self, file: IO[Any]) -> bool:
         try:
@@ -127,3 +137,9 @@ class KeyLock:
             return False
         held = os.fstat(file.fileno())
         return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _unlink_quietly(path: str) -> None:
+    """Remove a lock file if the file system lets us: it is bookkeeping, never a failure."""
+    with contextlib.suppress(OSError):  # gone already, a read-only file system, open elsewhere
+        os.unlink(path)

@@ -147,8 +147,10 @@ def test_a_failed_backend_prints_nothing_and_caches_nothing(shim: Shim) -> None:
     assert b"aws eks get-token --cluster-name demo" in result.stderr  # names the command
     assert b"Traceback" not in result.stderr
     assert shim.entries() == []
+    assert list(shim.cache_dir.glob("*.lock")) == []  # nor a lock of a key with no entry
     assert shim.run("-c", "demo").returncode == 0  # the next good answer is not shadowed
     assert len(shim.calls()) == 2
+    assert len(list(shim.cache_dir.glob("*.lock"))) == 1  # beside its entry
 
 
 @pytest.mark.parametrize(
@@ -183,6 +185,7 @@ def test_no_expiry_is_printed_but_never_cached(shim: Shim) -> None:
         assert b"no expirationTimestamp" in result.stderr
     assert len(shim.calls()) == 2
     assert shim.entries() == []
+    assert list(shim.cache_dir.glob("*.lock")) == []
 
 
 @pytest.mark.parametrize(

@@ -131,3 +131,61 @@ def test_a_purged_lock_file_never_gives_two_holders(
     assert result == [False], "B took a lock that C holds"
     holder_c.release()
     assert open_descriptors() == descriptors  # B closed the file it let go
+
+
+def test_a_lock_let_go_with_remove_takes_its_file_along(tmp_path: Path) -> None:
+    path = str(tmp_path / "k.lock")
+    first = KeyLock(path)
+    assert first.acquire(Deadline(0))
+    first.release(remove=True)
+    assert not os.path.exists(path)
+    first.release(remove=True)  # (not held: nothing to do)
+
+
+def test_a_lock_let_go_with_remove_leaves_a_newer_file_at_its_path(tmp_path: Path) -> None:
+    """A purge removed our file and another call locked a new one there: that one is
+    not ours to remove (a third call would lock a third file while it is held)."""
+    path = str(tmp_path / "k.lock")
+    first = KeyLock(path)
+    assert first.acquire(Deadline(0))
+    os.unlink(path)  # --purge
+    with locked(path, 0) as second:
+        assert second
+        first.release(remove=True)
+        assert os.path.exists(path)
+        with locked(path, 0) as third:
+            assert not third
+
+
+def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder removes the file while a waiter has it open: the waiter must take the
+    lock at the path, not the removed file's, so that a newcomer is kept out."""
+    path = str(tmp_path / "k.lock")
+    holder = KeyLock(path)
+    assert holder.acquire(Deadline(0))
+    opened, go = threading.Event(), threading.Event()
+    original_open = lock._open
+
+    def slow_open(name: str) -> object:
+        file = original_open(name)
+        if not opened.is_set():
+            opened.set()
+            go.wait(10)  # the waiter has the old file open
+        return file
+
+    monkeypatch.setattr(lock, "_open", slow_open)
+    result: list[bool] = []
+    waiter = KeyLock(path)
+    thread = threading.Thread(target=lambda: result.append(waiter.acquire(Deadline(5))))
+    thread.start()
+    assert opened.wait(10)
+    holder.release(remove=True)
+    go.set()
+    thread.join(10)
+    assert result == [True]
+    monkeypatch.setattr(lock, "_open", original_open)
+    with locked(path, 0) as newcomer:
+        assert not newcomer  # the waiter holds the file at the path
+    waiter.release()
