@@ -1,4 +1,4 @@
-"""The benchmark: medians of alternating runs, and the goal ratios (the README's Speed).
+"""The benchmark: medians of alternating runs, and the goal ratios (docs/benchmarks.md).
 
 Run it through scripts/bench, which prepares .venv. It uses the real AWS CLI with
 throwaway static keys (no network) and, when kubectl is on PATH, the local HTTPS

@@ -195,10 +195,10 @@ def test_help_has_one_heading_per_group(shim: Shim) -> None:
     assert len(headings) == len(set(headings)), headings
 
 
-def test_the_readme_names_every_option_variable_and_default() -> None:
-    """The README's reference keeps up with the option table (what it says of each is
-    its own prose: only that each is there is checked)."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_reference_names_every_option_variable_and_default() -> None:
+    """docs/reference.md keeps up with the option table (what it says of each is its own
+    prose: only that each is there is checked)."""
+    readme = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
     for option in VALUE_OPTIONS:
         assert f"`{', '.join(option.flags)} {option.metavar}`" in readme
         assert not option.env or f"`{option.env}`" in readme

@@ -106,10 +106,10 @@ def test_the_test_command_runs_the_oldest_and_newest_python_the_package_claims()
     assert f'requires-python = ">={ends[0]}"' in pyproject
 
 
-def test_the_readme_module_map_names_every_module_there_is() -> None:
+def test_the_design_s_module_map_names_every_module_there_is() -> None:
     import re
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "design.md").read_text()
     mapped = set(re.findall(r"^\| `(shim/\w+\.py)`", readme, re.MULTILINE))
     mapped |= set(re.findall(r"`, `(shim/\w+\.py)` \|", readme))  # "| `a.py`, `b.py` |"
     modules = {f"shim/{path.name}" for path in (ROOT / "shim").glob("*.py")}
@@ -122,7 +122,8 @@ def test_no_reference_a_reader_of_the_repository_cannot_follow() -> None:
     import re
 
     unfollowable = re.compile(r"\bissue\s+#\d|\(#\d+\)|\.\./shared/", re.IGNORECASE)
-    files = [ROOT / name for name in ("README.md", "CHANGELOG.md", "pyproject.toml")]
+    files = [ROOT / name for name in ("README.md", "CHANGELOG.md", "CONTRIBUTING.md")]
+    files += [ROOT / "pyproject.toml", *(ROOT / "docs").iterdir(), *(ROOT / ".github").rglob("*")]
     files += [*(ROOT / "scripts").rglob("*"), ROOT / ".ci" / "run", *(ROOT / "tools").iterdir()]
     for folder in ("shim", "tests"):
         files += (ROOT / folder).rglob("*.py")
@@ -166,3 +167,41 @@ def test_the_scripts_a_user_runs_need_no_gnu_tools_and_no_jq() -> None:
     scripts = ["demo", "test", "package-check", "fetch-kubectl", "venv.sh"]
     found = {name: not_portable((ROOT / "scripts" / name).read_text()) for name in scripts}
     assert found == {name: [] for name in scripts}
+
+
+def _anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, each
+    space a hyphen."""
+    import re
+
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_in_the_docs_leads_somewhere_in_the_repository() -> None:
+    """README, CONTRIBUTING, CHANGELOG and docs/ link to one another: each relative link
+    names a file that is there, and a heading of it where it names one."""
+    import re
+
+    documents = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"]
+    documents += sorted((ROOT / "docs").glob("*.md"))
+    broken = []
+    for document in documents:
+        text = document.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.exists():
+                broken.append(f"{document.name}: {target} (no such file)")
+            elif anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)
+                if anchor not in {_anchor(heading) for heading in headings}:
+                    broken.append(f"{document.name}: {target} (no such heading)")
+    assert broken == []
+    assert len(documents) > 5  # (docs/ is there)
+
+
+def test_the_readme_is_read_in_five_minutes() -> None:
+    """Under 200 lines: the rest is in docs/, where the README links."""
+    assert len((ROOT / "README.md").read_text().splitlines()) < 200

@@ -399,9 +399,10 @@ class TestMap:
 
 
 def sources_digest() -> str:
-    """What the map depends on: the text of shim/, tests/, the project file and the README."""
+    """What the map depends on: the text of shim/, tests/, the project file and the docs
+    (the tests read the reference and the module map)."""
     digest = hashlib.sha256()
-    paths = [*ROOT.glob("shim/*.py"), *ROOT.glob("tests/*.py")]
+    paths = [*ROOT.glob("shim/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("docs/*.md")]
     paths += [ROOT / "pyproject.toml", ROOT / "README.md"]
     for path in sorted(paths):
         digest.update(f"{path.relative_to(ROOT)}\0".encode())
@@ -476,11 +477,17 @@ def map_tests(tree: Path, work: Path, venv_python: str, timeout: float) -> TestM
 
 def make_tree(into: Path) -> Path:
     """A copy of what the suite reads: the package, the tests, the scripts and tools, and
-    the files the layout tests read (the README's module map, the CHANGELOG...)."""
+    the files the layout tests read (the docs' module map, the CHANGELOG...)."""
     into.mkdir(parents=True)
-    for name in ("shim", "tests", "scripts", "tools", ".ci"):
+    for name in ("shim", "tests", "scripts", "tools", ".ci", "docs"):
         shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "eks_token_shim_launcher.py"):
+    for name in (
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "CONTRIBUTING.md",
+        "eks_token_shim_launcher.py",
+    ):
         shutil.copy2(ROOT / name, into / name)
     return into
 
