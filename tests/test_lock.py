@@ -96,6 +96,37 @@ def test_a_waiter_sleeps_between_looks(tmp_path: Path) -> None:
         assert time.process_time() - started < 0.2  # (spinning, even on a busy machine: 0.5+)
 
 
+class PausedWaiter:
+    """A call waiting for the lock at `path`, stopped between its open of the lock file
+    and its lock until `go()`: where a purge, or a holder removing the file, can come."""
+
+    def __init__(self, path: str, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+        self._opened, self._go = threading.Event(), threading.Event()
+        original_open = lock._open
+
+        def slow_open(name: str) -> object:
+            file = original_open(name)
+            if not self._opened.is_set():
+                self._opened.set()
+                self._go.wait(10)  # the fault: descheduled between its open and its lock
+            return file
+
+        monkeypatch.setattr(lock, "_open", slow_open)
+        self.lock = KeyLock(path)
+        self._result: list[bool] = []
+        self._thread = threading.Thread(
+            target=lambda: self._result.append(self.lock.acquire(Deadline(seconds)))
+        )
+        self._thread.start()
+        assert self._opened.wait(10)
+
+    def go(self) -> list[bool]:
+        """Let it go on: whether it took the lock, once it is done."""
+        self._go.set()
+        self._thread.join(10)
+        return self._result
+
+
 def test_a_purged_lock_file_never_gives_two_holders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,29 +137,12 @@ def test_a_purged_lock_file_never_gives_two_holders(
     descriptors = open_descriptors()
     holder_a = KeyLock(path)
     assert holder_a.acquire(Deadline(0))
-    opened, go = threading.Event(), threading.Event()
-    original_open = lock._open
-
-    def slow_open(name: str) -> object:
-        file = original_open(name)
-        if not opened.is_set():
-            opened.set()
-            go.wait(10)  # the fault: B is descheduled between its open and its flock
-        return file
-
-    monkeypatch.setattr(lock, "_open", slow_open)
-    result: list[bool] = []
-    waiter_b = KeyLock(path)
-    thread = threading.Thread(target=lambda: result.append(waiter_b.acquire(Deadline(1.0))))
-    thread.start()
-    assert opened.wait(10)
+    waiter_b = PausedWaiter(path, monkeypatch, 1.0)
     os.unlink(path)  # --purge
     holder_c = KeyLock(path)
     assert holder_c.acquire(Deadline(0))
     holder_a.release()
-    go.set()
-    thread.join(10)
-    assert result == [False], "B took a lock that C holds"
+    assert waiter_b.go() == [False], "B took a lock that C holds"
     holder_c.release()
     assert open_descriptors() == descriptors  # B closed the file it let go
 
@@ -165,27 +179,9 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(
     path = str(tmp_path / "k.lock")
     holder = KeyLock(path)
     assert holder.acquire(Deadline(0))
-    opened, go = threading.Event(), threading.Event()
-    original_open = lock._open
-
-    def slow_open(name: str) -> object:
-        file = original_open(name)
-        if not opened.is_set():
-            opened.set()
-            go.wait(10)  # the waiter has the old file open
-        return file
-
-    monkeypatch.setattr(lock, "_open", slow_open)
-    result: list[bool] = []
-    waiter = KeyLock(path)
-    thread = threading.Thread(target=lambda: result.append(waiter.acquire(Deadline(5))))
-    thread.start()
-    assert opened.wait(10)
+    waiter = PausedWaiter(path, monkeypatch, 5)
     holder.release(remove=True)
-    go.set()
-    thread.join(10)
-    assert result == [True]
-    monkeypatch.setattr(lock, "_open", original_open)
+    assert waiter.go() == [True]
     with locked(path, 0) as newcomer:
         assert not newcomer  # the waiter holds the file at the path
-    waiter.release()
+    waiter.lock.release()
