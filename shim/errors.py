@@ -52,12 +52,15 @@ class NotACredential(BackendError):
 def not_found(command: str) -> BackendError:
     """The backend's program is nowhere to be run: exit 127, as a shell says it. A path
     names no file; a name was looked for on PATH."""
-    if any(separator in command for separator in _SEPARATORS):
+    if has_directory(command):
         return BackendError(f"{command}: no such file", EXIT_NOT_FOUND)
     return BackendError(f"{command}: command not found (is it on PATH?)", EXIT_NOT_FOUND)
 
 
-_SEPARATORS = ("/", "\\") if sys.platform == "win32" else ("/",)
+def has_directory(command: str) -> bool:
+    """Whether `command` names a path, not a program to look up (Go's test: a `/`; on
+    Windows also `\\` or a drive's `:`)."""
+    return any(char in command for char in (":\\/" if sys.platform == "win32" else "/"))
 
 
 class Terminated(BaseException):

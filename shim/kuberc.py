@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from shim.errors import BackendError, ShimError, not_found
+from shim.errors import BackendError, ShimError, has_directory, not_found
 from shim.files import open_regular, read_all
 
 ALLOW_ALL, DENY_ALL, ALLOWLIST = "AllowAll", "DenyAll", "Allowlist"
@@ -224,12 +224,6 @@ def _look_path_on_windows(name: str, environ: Mapping[str, str]) -> str | None:
     except FileNotFoundError:  # (a DotError too: kubectl runs no such match)
         return None
     return found if windows.is_abs(found) else windows.absolute(found)
-
-
-def has_directory(command: str) -> bool:
-    """Whether `command` names a path, not a program to look up (Go's test: a `/`; on
-    Windows also `\\` or a drive's `:`)."""
-    return any(char in command for char in (":\\/" if sys.platform == "win32" else "/"))
 
 
 def _first_on_path(name: str, environ: Mapping[str, str]) -> str | None:
