@@ -385,7 +385,7 @@ def _remove_lock_unless_held(path: str) -> None:
 
 def _report_purge(removed: int, cache_dir: str, left: int = 0, in_use: int = 0) -> None:
     where = printable(cache_dir)
-    print(f"removed {removed} cache {'entry' if removed == 1 else 'entries'} from {where}")
+    print(f"removed {_entries(removed)} from {where}")
     if left:
         log.warn(f"left alone {_files(left)} in {where} that the shim did not write")
     if in_use:
@@ -394,6 +394,10 @@ def _report_purge(removed: int, cache_dir: str, left: int = 0, in_use: int = 0) 
 
 def _files(count: int) -> str:
     return f"{count} file{'s' if count > 1 else ''}"
+
+
+def _entries(count: int) -> str:
+    return f"{count} cache {'entry' if count == 1 else 'entries'}"
 
 
 def _described_line(meta: dict[str, object]) -> str:
@@ -427,7 +431,7 @@ def list_entries(
     ]
     now = time.time()
     entries = store.list_entries(cache_dir)
-    log.debug(f"{len(entries)} entries in {printable(cache_dir)}")
+    log.debug(f"{_entries(len(entries))} in {printable(cache_dir)}")
     for key, entry in entries:
         if entry is None:
             if selected({}):  # (no metadata to match: shown only when nothing is selected)

@@ -101,6 +101,16 @@ def test_list_shows_entries_but_never_a_token(shim: Shim) -> None:
     assert b"k8s-aws-v1" not in result.stdout
 
 
+def test_counts_are_said_in_words_that_agree_with_them(shim: Shim) -> None:
+    shim.run("-c", "prod")
+    assert b"debug: 1 cache entry in " in shim.run("--list", "-v").stderr
+    shim.run("-c", "dev")
+    assert b"debug: 2 cache entries in " in shim.run("--list", "-v").stderr
+    assert b"removed 2 cache entries from " in shim.run("--purge").stdout
+    shim.run("-c", "prod")
+    assert b"removed 1 cache entry from " in shim.run("--purge").stdout
+
+
 def test_list_shows_every_kind_of_entry_in_columns_under_the_header(shim: Shim) -> None:
     """A command the backend table does not know is listed by its words, an entry whose
     metadata cannot be read as `?` and dashes, a damaged entry by its key; LEFT counts
