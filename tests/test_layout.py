@@ -205,3 +205,26 @@ def test_every_link_in_the_docs_leads_somewhere_in_the_repository() -> None:
 def test_the_readme_is_read_in_five_minutes() -> None:
     """Under 200 lines: the rest is in docs/, where the README links."""
     assert len((ROOT / "README.md").read_text().splitlines()) < 200
+
+
+def test_an_older_python_is_told_which_python_the_package_needs() -> None:
+    """pip on Python 3.8 would fail to install setuptools 77 with a resolver error: the
+    build asks for setuptools only from 3.9 on, and its backend names the Python
+    needed before it hands anything to setuptools."""
+    import subprocess
+    import sys
+
+    backend = ROOT / "build_backend" / "eks_token_shim_build.py"
+    as_on_38 = (
+        "import sys; sys.version_info = (3, 8, 18, 'final', 0); "
+        f"exec(compile(open({str(backend)!r}).read(), 'backend', 'exec'))"
+    )
+    older = subprocess.run(
+        [sys.executable, "-c", as_on_38], capture_output=True, text=True, timeout=60
+    )
+    assert older.returncode == 1
+    assert older.stderr.startswith("eks-token-shim requires Python >= 3.9; this is Python 3.8 (")
+    # (On 3.9 and newer it is setuptools' backend: scripts/package-check builds with it.)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "requires = [\"setuptools>=77; python_version >= '3.9'\"]" in pyproject
+    assert 'build-backend = "eks_token_shim_build"' in pyproject
