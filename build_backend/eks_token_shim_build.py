@@ -11,8 +11,8 @@ import sys
 MINIMUM = (3, 9)
 
 if sys.version_info < MINIMUM:
-    raise SystemExit(
-        "eks-token-shim requires Python >= %d.%d; this is Python %d.%d (%s)"
+    raise SystemExit(  # (no f-string: this must parse on Pythons older than 3.6 too)
+        "eks-token-shim requires Python >= %d.%d; this is Python %d.%d (%s)"  # noqa: UP031
         % (MINIMUM + sys.version_info[:2] + (sys.executable,))
     )
 
