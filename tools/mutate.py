@@ -479,7 +479,7 @@ def make_tree(into: Path) -> Path:
     """A copy of what the suite reads: the package, the tests, the scripts and tools, and
     the files the layout tests read (the docs' module map, the CHANGELOG...)."""
     into.mkdir(parents=True)
-    for name in ("shim", "tests", "scripts", "tools", ".ci", "docs"):
+    for name in ("shim", "tests", "scripts", "tools", ".ci", "docs", "build_backend"):
         shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in (
         "pyproject.toml",
