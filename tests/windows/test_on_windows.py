@@ -230,6 +230,7 @@ def test_a_timeout_ends_the_backend_and_the_process_it_started(shim: Shim) -> No
         assert time.monotonic() < deadline, "the backend's child outlived it"
         time.sleep(0.1)
     assert not list((shim.root / "cache").glob("*.entry"))
+    assert not list((shim.root / "cache").glob("*.lock"))  # (it goes when its key has no entry)
 
 
 def test_a_backend_only_in_the_current_directory_is_not_run(shim: Shim, tmp_path: Path) -> None:
