@@ -269,6 +269,68 @@ def test_an_mfa_prompt_on_the_terminal_still_works(shim: Shim) -> None:
     assert b"terminal is ours" in output
 
 
+def reaped(pid: int) -> int:
+    """The exit code of `pid`, once it has exited and become our child (an orphan comes to
+    a child subreaper); fails after HANG_GUARD seconds."""
+    deadline = time.monotonic() + HANG_GUARD
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # (not ours yet: its parent lives)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    raise AssertionError(f"{pid} still runs after {HANG_GUARD} s")
+
+
+# kubectl holds the shim's stdout and never reads it, as it does while a plugin runs.
+KUBECTL_THAT_WAITS = """
+import os, subprocess, sys, time
+pids = sys.argv[1]
+shim = subprocess.Popen(sys.argv[2:], stdout=subprocess.PIPE)
+with open(pids + ".tmp", "w") as file:
+    file.write(f"{os.getpid()} {shim.pid}")
+os.rename(pids + ".tmp", pids)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's child subreaper")
+def test_a_shim_on_the_terminal_ends_its_backend_when_kubectl_is_killed(
+    shim: Shim, tmp_path: Path
+) -> None:
+    """On the terminal the shim and the backend leave kubectl's process group (the
+    backend's prompt must be the foreground), so killing kubectl's group no longer
+    reaches them: the shim watches its stdout's reader and, once kubectl is gone, ends
+    the backend as a write to the closed pipe would have (128+SIGPIPE), not when the
+    backend is done, however long it runs."""
+    pids = tmp_path / "pids"
+    kubectl = [sys.executable, "-c", KUBECTL_THAT_WAITS, str(pids), *shim_argv()]
+    kubectl += ["--timeout", "120", "-c", "demo"]
+    # (a session leader that outlives kubectl: its exit would hang up the terminal)
+    leader_script = " ".join(f"'{arg}'" for arg in kubectl) + "; sleep 300"
+    set_child_subreaper(True)  # the orphaned shim and backend become ours to reap
+    leader, terminal = on_a_terminal(
+        ["/bin/sh", "-c", leader_script],
+        {**shim.env, "FAKE_MODE": "sleep:120"},
+    )
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while not (pids.exists() and shim.calls()):
+            assert time.monotonic() < deadline, "the backend never started"
+            time.sleep(0.02)
+        kubectl_pid, shim_pid = map(int, pids.read_text().split())
+        backend_pid = shim.calls()[0]["pid"]
+        os.kill(kubectl_pid, signal.SIGKILL)
+        assert reaped(shim_pid) == 128 + signal.SIGPIPE
+        with pytest.raises(ProcessLookupError):  # ended with its group (and reaped by the
+            os.kill(backend_pid, 0)  # shim), not left to run its 120 s
+    finally:
+        os.kill(leader, signal.SIGKILL)
+        os.waitpid(leader, 0)
+        os.close(terminal)
+        set_child_subreaper(False)
+
+
 @pytest.mark.parametrize(
     ("mode", "code", "says"),
     [
