@@ -94,3 +94,34 @@ def test_purge_knows_a_fetchs_socket_and_nothing_like_it(tmp_path: Path) -> None
     assert name == KEYS["a"][:32] + ".sock"
     for other in (KEYS["a"][:31] + ".sock", KEYS["a"][:32].upper() + ".sock", name + "x"):
         assert not store.is_ours(other)
+    assert not store.is_ours(KEYS["a"][:32] + ".lock")  # (a socket's length, not its suffix)
+
+
+def test_a_temp_file_names_the_file_it_becomes_and_its_writer() -> None:
+    assert store.temp_of(f".{KEYS['a']}.entry.4242.0123abcd.tmp") == (KEYS["a"] + ".entry", 4242)
+    assert store.temp_of(f".{KEYS['a']}.served.7.ffffffff.tmp") == (KEYS["a"] + ".served", 7)
+
+
+def test_only_the_temp_files_of_writers_that_are_gone_are_removed(tmp_path: Path) -> None:
+    """A writer that is alive may still rename its temp file: it is left alone, and not
+    disturbed (the look is signal 0, which sends nothing)."""
+    import signal
+    import subprocess
+    import sys
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    try:
+        writing = cache / f".{KEYS['a']}.entry.{alive.pid}.0123abcd.tmp"
+        abandoned = cache / f".{KEYS['b']}.entry.{gone.pid}.0123abcd.tmp"
+        for path in (writing, abandoned):
+            path.write_bytes(b"half an entry")
+        assert store.remove_abandoned_writes(str(cache)) == 1
+        assert sorted(os.listdir(cache)) == [writing.name]
+        assert alive.poll() is None  # not hung up on, or worse
+    finally:
+        alive.send_signal(signal.SIGKILL)
+        alive.wait()
