@@ -79,6 +79,8 @@ FORMS = [
     "2099-01-02T3Z:04:05Z",
     "2099-01-02T03:04:05,Z",
     "2099-01-02T03:04:05.1",
+    "2099-01-02T03:04:05+09:0",  # the offset's minutes cut short at the end
+    "2099-01-32T00:00:00Z",
     "",
 ]
 
@@ -191,6 +193,9 @@ def test_every_instant_is_the_one_python_s_calendar_gives(
         ("2099-09-31", False),
         ("2099-11-31", False),
         ("2099-12-31", True),
+        ("2099-01-31", True),
+        ("2099-01-32", False),
+        ("2099-03-32", False),
         ("2099-01-00", False),
         ("2099-13-01", False),
         ("2099-00-01", False),
