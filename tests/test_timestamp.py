@@ -81,6 +81,10 @@ FORMS = [
     "2099-01-02T03:04:05.1",
     "2099-01-02T03:04:05+09:0",  # the offset's minutes cut short at the end
     "2099-01-32T00:00:00Z",
+    "2099-01-02T03:60:05Z",
+    "2_99-01-02T03:04:05Z",  # digits as Python's int() reads them, not as Go does
+    "2099-+1-02T03:04:05Z",
+    "2099-01-02T03:04:05.+1Z",
     "",
 ]
 
