@@ -115,3 +115,20 @@ def test_a_crash_log_no_cache_dir_takes_goes_to_a_private_temp_file(
         assert cli.run(argv) == 3
     (line,) = capfd.readouterr().err.splitlines()
     assert line.endswith("a bug in eks-token-shim (no crash log could be written)")
+
+
+def test_ctrl_c_outside_a_backend_run_is_exit_130_and_no_crash(
+    shim: Shim, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while the shim waits for a lock or reads its files: 128+SIGINT, as a shell
+    says it, with no traceback and no crash log (it is no bug)."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "get_credential", interrupted)
+    shim.as_this_process(monkeypatch)
+    assert cli.run(["-c", "demo"]) == 130
+    captured = capfd.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+    assert not list(shim.cache_dir.glob("crash.log"))

@@ -141,12 +141,37 @@ def test_variables_move_identity_files_and_an_empty_one_names_none() -> None:
     )
 
 
+def test_an_empty_gcloud_or_azure_directory_names_no_file_of_theirs() -> None:
+    """Not "/configurations/config_work" or "/azureProfile.json" at the root either."""
+    env = {"HOME": "/h", "CLOUDSDK_CONFIG": "", "CLOUDSDK_ACTIVE_CONFIG_NAME": "work"}
+    env["AZURE_CONFIG_DIR"] = ""
+    assert identity_files(env) == ("/h/.aws/config", "/h/.aws/credentials")
+
+
 def test_a_named_gcloud_configuration_is_watched_without_reading_active_config() -> None:
     env = {"HOME": "/h", "CLOUDSDK_CONFIG": "/g", "CLOUDSDK_ACTIVE_CONFIG_NAME": "work"}
     watched = identity_files(env)
     assert "/g/active_config" in watched
     assert "/g/configurations/config_work" in watched
     assert identity_files_now(env, watched) == watched
+
+
+def test_a_relative_path_stays_as_it_is_when_the_current_directory_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert expand_path("creds", {"HOME": "/h"}) == "creds"  # (it names nothing anyone opens)
+
+
+def test_a_file_that_cannot_be_looked_at_has_its_error_for_a_state(tmp_path: Path) -> None:
+    import errno
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert file_state(str(loop)) == f"!{errno.ELOOP}"
 
 
 def test_a_relative_path_is_taken_from_the_current_directory(
@@ -166,6 +191,8 @@ def test_a_relative_path_is_taken_from_the_current_directory(
         (b"", "config_default"),
         (b"../../etc/passwd", None),  # not a name gcloud makes: nothing more is watched
         (b".hidden", None),
+        (b"a/b", None),
+        (b"x" * 300, "config_" + "x" * 256),  # (read up to 256 bytes: a name, not a file)
     ],
 )
 def test_the_active_gcloud_configuration_is_read_at_fetch(
