@@ -125,3 +125,44 @@ def test_only_the_temp_files_of_writers_that_are_gone_are_removed(tmp_path: Path
     finally:
         alive.send_signal(signal.SIGKILL)
         alive.wait()
+
+
+def test_an_entry_of_exactly_the_size_read_back_is_written_and_read(tmp_path: Path) -> None:
+    from shim.entry import encode_entry
+    from shim.files import MAX_READ
+
+    credential = b"x" * MAX_READ
+    for _ in range(3):  # (the header spells the length: settle it)
+        big = Entry(2_000_000_000, 1_000, b"{}", credential)
+        credential = credential[: len(credential) + MAX_READ - len(encode_entry(big))]
+    big = Entry(2_000_000_000, 1_000, b"{}", credential)
+    assert len(encode_entry(big)) == MAX_READ
+    path = store.KeyFiles(str(tmp_path), KEYS["a"]).entry
+    assert store.write_entry(path, big)
+    read = store.read_entry(path)
+    assert read is not None
+    assert read.credential == credential
+    one_more = Entry(2_000_000_000, 1_000, b"{}", credential + b"x")
+    assert not store.write_entry(path, one_more)  # (it could not be read back whole)
+
+
+def test_a_purged_entry_takes_the_temp_files_of_its_own_key_only(tmp_path: Path) -> None:
+    """A purge stops the writes of the key it removes, whoever makes them (their rename
+    fails), and leaves every other key's alone."""
+    tmp_path = tmp_path / "cache"
+    tmp_path.mkdir()
+    mine = tmp_path / f".{KEYS['a']}.entry.{os.getpid()}.0123abcd.tmp"
+    other = tmp_path / f".{KEYS['b']}.entry.{os.getpid()}.0123abcd.tmp"
+    for path in (mine, other):
+        path.write_bytes(b"half an entry")
+    assert [found for found, _, _ in store.unfinished_writes(str(tmp_path), KEYS["a"])] == [
+        str(mine)
+    ]
+    files = store.KeyFiles(str(tmp_path), KEYS["a"])
+    store.write_entry(files.entry, entry())
+    assert store.remove_entry(files, unfinished=True)
+    assert sorted(os.listdir(tmp_path)) == [other.name]
+    store.write_entry(files.entry, entry())
+    mine.write_bytes(b"half an entry")
+    assert store.remove_entry(files)  # (a heal: the entry only)
+    assert sorted(os.listdir(tmp_path)) == sorted([other.name, mine.name])
