@@ -29,12 +29,15 @@ from helpers import (
 # Storage and security.
 @pytest.mark.parametrize("umask", [0o000, 0o022, 0o277])
 def test_modes_are_0700_and_0600_whatever_the_umask(shim: Shim, umask: int) -> None:
+    info = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "x"})
     old = os.umask(umask)
     try:
         assert shim.run("-c", "demo").returncode == 0
+        assert shim.run("-c", "demo", KUBERNETES_EXEC_INFO=info).returncode == 0  # a note
     finally:
         os.umask(old)
     assert stat.S_IMODE(shim.cache_dir.stat().st_mode) == 0o700
+    assert {path.suffix for path in shim.cache_dir.iterdir()} == {".entry", ".lock", ".served"}
     for path in shim.cache_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert not list(shim.cache_dir.glob("*.tmp"))

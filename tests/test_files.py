@@ -52,3 +52,16 @@ def test_refusing_what_is_not_a_regular_file_leaks_no_descriptor(tmp_path: Path)
         replace_file(str(tmp_path / "directory"), b"z")
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
     assert open_descriptors() == before
+
+
+def test_files_made_here_are_0600_even_with_no_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        write_private(str(tmp_path / "written"), b"x")
+        touch_private(str(tmp_path / "marker"))
+        os.close(open_append(str(tmp_path / "log")))
+        replace_file(str(tmp_path / "replaced"), b"z")
+    finally:
+        os.umask(old)
+    for name in ("written", "marker", "log", "replaced"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
