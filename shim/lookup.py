@@ -45,7 +45,7 @@ class Lookup:
         stage: str,
         asker: str | None,
         again: bool,
-        identity_changed: bool = False,
+        identity_changed: bool,
     ) -> None:
         self.files = files
         self.entry = entry
