@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from shim import store
 from shim.entry import Entry
 from shim.files import (
@@ -121,7 +123,8 @@ def test_only_the_temp_files_of_writers_that_are_gone_are_removed(tmp_path: Path
             path.write_bytes(b"half an entry")
         assert store.remove_abandoned_writes(str(cache)) == 1
         assert sorted(os.listdir(cache)) == [writing.name]
-        assert alive.poll() is None  # not hung up on, or worse
+        with pytest.raises(subprocess.TimeoutExpired):  # not hung up on, or worse
+            alive.wait(0.5)
     finally:
         alive.send_signal(signal.SIGKILL)
         alive.wait()
