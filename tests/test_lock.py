@@ -185,3 +185,23 @@ def test_a_waiter_on_a_removed_lock_file_locks_the_new_one(
     with locked(path, 0) as newcomer:
         assert not newcomer  # the waiter holds the file at the path
     waiter.lock.release()
+
+
+def test_a_lock_let_go_with_remove_spares_a_file_made_after_it_let_go(tmp_path: Path) -> None:
+    """Its file is removed while it is held, never after: by then a newcomer may have
+    made and locked a new one at the path, which must stay the lock."""
+    path = str(tmp_path / "k.lock")
+    first, newcomer = KeyLock(path), KeyLock(path)
+    assert first.acquire(Deadline(0))
+    let_go = first._release
+
+    def let_go_then_a_newcomer_locks(file: IO[Any]) -> None:
+        let_go(file)
+        assert newcomer.acquire(Deadline(0))  # (a new file: the old one is gone)
+
+    first._release = let_go_then_a_newcomer_locks
+    first.release(remove=True)
+    assert os.path.exists(path)
+    with locked(path, 0) as third:
+        assert not third
+    newcomer.release()
