@@ -159,3 +159,23 @@ def test_a_fault_on_the_hot_path_never_fails_the_call(
     assert main.main(["-c", "demo"]) == 0
     assert capfd.readouterr().out.encode() == miss.stdout  # printed once, whole
     assert len(shim.calls()) == 1
+
+
+@pytest.mark.parametrize(
+    ("kuberc", "parsed"),
+    [
+        ("apiVersion: kubectl.config.k8s.io/v1beta1\nkind: Preference\n", False),
+        ("kind: Preference\ncredentialPluginPolicy: AllowAll\n", True),
+    ],
+)
+def test_a_miss_parses_kuberc_only_when_it_speaks_of_credential_plugins(
+    shim: Shim, tmp_path: Path, kuberc: str, parsed: bool
+) -> None:
+    """A kuberc without a plugin policy costs a miss one read, not the YAML parser."""
+    path = tmp_path / "kuberc"
+    path.write_text(kuberc)
+    miss = shim.run("-c", "demo", PYTHONPROFILEIMPORTTIME="1", KUBERC=str(path))
+    assert token_of(miss.stdout)
+    modules = top_level(imported_modules(miss.stderr))
+    assert "shim.kuberc" in modules  # (it was read)
+    assert ("ruamel" in modules) is parsed
