@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,16 @@ def test_the_home_kubectl_reads_on_windows_is_client_go_s(tmp_path: Path) -> Non
     (home / ".kube" / "config").write_text("")
     assert windows_home(env) == str(home)
     assert windows_home({**env, "HOMEPATH": ""}) == str(home)  # (a drive alone is no path)
+
+
+def test_kubectl_s_home_is_the_given_environment_s_else_the_account_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shim.kuberc import kube_home
+
+    if sys.platform == "win32":
+        pytest.skip("Windows chooses among HOME, HOMEDRIVE+HOMEPATH and USERPROFILE")
+    monkeypatch.setenv("HOME", "/our/own")
+    assert kube_home({"HOME": "/the/backend/s"}) == "/the/backend/s"
+    assert kube_home({"HOME": ""}) == "/our/own"  # (empty: as unset)
+    assert kube_home({}) == "/our/own"
