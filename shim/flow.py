@@ -152,7 +152,13 @@ def fetch_and_cache(
             save_if_cacheable(files.entry, request, credential, began, time.time())
             return credential.output, False
     finally:
-        lock.release(remove=not os.path.lexists(files.entry))
+        _let_go(lock, files)
+
+
+def _let_go(lock: KeyLock, files: store.KeyFiles) -> None:
+    """Release the key's lock; its file goes too when the key has no entry (a failed or
+    uncachable fetch, a purge that won), so that lock files do not pile up."""
+    lock.release(remove=not os.path.lexists(files.entry))
 
 
 def shared(outcome: Outcome, stale: Entry | None, request: Request) -> bytes:
@@ -243,7 +249,7 @@ def refresh_in_background(request: Request, api_version: str) -> None:
             holder.outcome = credential.output
             save_if_cacheable(files.entry, request, credential, began, time.time())
     finally:
-        lock.release(remove=not os.path.lexists(files.entry))
+        _let_go(lock, files)
     log.debug(f"background refresh of {describe(request.command)} done")
 
 
